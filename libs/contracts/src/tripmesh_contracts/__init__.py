@@ -1,0 +1,62 @@
+"""tripmesh contracts: the single source of truth for messages, subjects and streams."""
+
+from tripmesh_contracts.envelope import Envelope, utcnow
+from tripmesh_contracts.ids import SafeId, UnsafeTokenError, check_token, new_id, stable_id
+from tripmesh_contracts.messages import (
+    PLAN_COMMANDS,
+    AgentJob,
+    AgentResult,
+    MultitaskStrategy,
+    PlanCancel,
+    PlanChanged,
+    PlanCreate,
+    PlanDecide,
+    PlanDelete,
+    PlanEvent,
+    PlanRevise,
+    PlanSnapshot,
+    UsageEvent,
+)
+from tripmesh_contracts.plans import (
+    STAGE_AGENTS,
+    TERMINAL_EVENT_KINDS,
+    TERMINAL_STATUSES,
+    AgentName,
+    EventKind,
+    Place,
+    PlanRequest,
+    PlanStatus,
+    Stage,
+)
+
+__all__ = [
+    "PLAN_COMMANDS",
+    "STAGE_AGENTS",
+    "TERMINAL_EVENT_KINDS",
+    "TERMINAL_STATUSES",
+    "AgentJob",
+    "AgentName",
+    "AgentResult",
+    "Envelope",
+    "EventKind",
+    "MultitaskStrategy",
+    "Place",
+    "PlanCancel",
+    "PlanChanged",
+    "PlanCreate",
+    "PlanDecide",
+    "PlanDelete",
+    "PlanEvent",
+    "PlanRequest",
+    "PlanRevise",
+    "PlanSnapshot",
+    "PlanStatus",
+    "SafeId",
+    "Stage",
+    "UnsafeTokenError",
+    "UsageEvent",
+    "check_token",
+    "new_id",
+    "stable_id",
+    "utcnow",
+]
