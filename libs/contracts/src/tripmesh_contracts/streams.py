@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from tripmesh_contracts import subjects
 from tripmesh_contracts.plans import AgentName
@@ -39,12 +39,25 @@ class ConsumerSpec(BaseModel):
     filter_subject: str
     ack_wait_seconds: float = 30.0
     max_deliver: int = 5
-    backoff_seconds: list[float] = Field(default_factory=lambda: [2.0, 10.0, 30.0, 60.0])
-    """Redelivery delays after ack timeouts (JetStream applies BackOff to those only)."""
+    backoff_seconds: list[float] = Field(default_factory=lambda: [30.0, 60.0, 120.0, 240.0])
+    """Redelivery delays after ack timeouts (JetStream applies BackOff to those only).
+
+    Measured trap: when BackOff is set, nats-server uses BackOff[0] as the AckWait of the
+    first delivery (a `[2s, ...]` BackOff silently turned a 30 s AckWait into 2 s), so the
+    first entry must equal `ack_wait_seconds`. ARCHITECTURE.md's [2, 10, 30, 60] lists the
+    retry delays we want for *transient errors*: those are `nak_delays_seconds` below."""
     nak_delays_seconds: list[float] = Field(default_factory=lambda: [2.0, 10.0, 30.0, 60.0])
     """Delays our handlers pass to nak() for transient errors, by delivery count."""
     max_ack_pending: int = 256
     description: str = ""
+
+    @model_validator(mode="after")
+    def _backoff_starts_at_ack_wait(self) -> ConsumerSpec:
+        if self.backoff_seconds and self.backoff_seconds[0] != self.ack_wait_seconds:
+            raise ValueError("backoff_seconds[0] must equal ack_wait_seconds (it becomes AckWait)")
+        if self.max_deliver <= len(self.backoff_seconds):
+            raise ValueError("max_deliver must exceed the number of backoff steps")
+        return self
 
 
 PLAN_COMMANDS = StreamSpec(

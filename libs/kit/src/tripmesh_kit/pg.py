@@ -1,0 +1,94 @@
+"""Postgres helpers: versioned migrations applied at start-up, and outage classification.
+
+Each service owns one schema and applies its own numbered migrations idempotently under an
+advisory lock, so several replicas starting at once apply each migration exactly once.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+import psycopg_pool
+
+from tripmesh_kit.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations(package: str, folder: str = "migrations") -> list[Migration]:
+    """`NNN_name.sql` files shipped inside `package/folder`, in version order."""
+    found = []
+    for entry in resources.files(package).joinpath(folder).iterdir():
+        if entry.name.endswith(".sql"):
+            number, _, rest = entry.name.partition("_")
+            found.append(Migration(int(number), rest.removesuffix(".sql"), entry.read_text()))
+    return sorted(found, key=lambda m: m.version)
+
+
+async def apply_migrations(conninfo: str, schema: str, migrations: Sequence[Migration]) -> int:
+    """Apply what is missing; returns how many ran. `{schema}` in SQL is the schema name."""
+    lock_key = zlib.crc32(f"tripmesh-migrations:{schema}".encode())
+    applied = 0
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (lock_key,))
+        try:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
+                " version int PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cur = await conn.execute(f'SELECT version FROM "{schema}".schema_migrations')
+            done = {row[0] for row in await cur.fetchall()}
+            for mig in migrations:
+                if mig.version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(mig.sql.replace("{schema}", schema).encode())
+                    await conn.execute(
+                        f'INSERT INTO "{schema}".schema_migrations (version, name) VALUES (%s, %s)',
+                        (mig.version, mig.name),
+                    )
+                applied += 1
+                log.info("migration_applied", schema=schema, version=mig.version, name=mig.name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key,))
+    return applied
+
+
+def is_store_outage(exc: BaseException) -> bool:
+    """Postgres unreachable or restarting (as opposed to a bug or bad data)."""
+    if isinstance(exc, psycopg_pool.PoolTimeout | psycopg.OperationalError | psycopg.InterfaceError):
+        return True
+    return isinstance(exc, psycopg.errors.AdminShutdown | psycopg.errors.CannotConnectNow)
+
+
+def make_pool(conninfo: str, *, name: str, min_size: int = 1, max_size: int = 10,
+              ) -> psycopg_pool.AsyncConnectionPool:
+    """An async pool that opens lazily and survives Postgres restarts (connections checked)."""
+    return psycopg_pool.AsyncConnectionPool(
+        conninfo,
+        name=name,
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        check=psycopg_pool.AsyncConnectionPool.check_connection,
+        reconnect_timeout=0,  # keep trying forever; readiness reports the outage meanwhile
+        kwargs={"autocommit": False},
+    )
+
+
+async def pg_check(pool: psycopg_pool.AsyncConnectionPool) -> None:
+    async with pool.connection(timeout=1.5) as conn:
+        await conn.execute("SELECT 1")
