@@ -1,0 +1,44 @@
+# tripmesh — two commands: `make up` and `make test`. `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV := $(shell tools/scripts/ensure-uv.sh)
+export UV_LINK_MODE ?= copy
+export LITELLM_LOCAL_MODEL_COST_MAP ?= True
+export HF_HUB_OFFLINE ?= 1
+PYTEST := $(UV) run --frozen pytest
+
+.PHONY: help install up test test-unit test-integration test-e2e lint fmt schemas clean-data
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
+
+install: ## Install the workspace (all services, dev tools) from the lockfile
+	$(UV) sync --frozen --all-packages
+
+up: install ## Start NATS, Postgres, Qdrant storage and the five services (Ctrl-C stops all)
+	$(UV) run --frozen tripmesh-up
+
+test: install ## The whole suite, offline: unit, contract, integration, e2e
+	$(PYTEST)
+
+test-unit: install ## Unit and contract tests only (fast)
+	$(PYTEST) -m "not integration and not e2e"
+
+test-e2e: install ## End-to-end tests against the stack started as `make up` starts it
+	$(PYTEST) tests/e2e
+
+lint: install ## ruff, mypy --strict, import-linter (services never import each other)
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy libs/contracts/src libs/kit/src libs/places/src tools/devstack/src services/gateway/src services/planner/src services/agent-runner/src services/cost-ledger/src services/vector-sync/src
+	$(UV) run --frozen lint-imports
+
+fmt: install ## Format and auto-fix
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+schemas: install ## Regenerate the contracts' JSON Schemas (snapshot-tested)
+	$(UV) run --frozen python -m tripmesh_contracts.schema libs/contracts/schemas
+
+clean-data: ## Delete the local state of `make up` (.tripmesh/)
+	rm -rf .tripmesh
