@@ -39,13 +39,13 @@ class ConsumerSpec(BaseModel):
     filter_subject: str
     ack_wait_seconds: float = 30.0
     max_deliver: int = 5
-    backoff_seconds: list[float] = Field(default_factory=lambda: [30.0, 60.0, 120.0, 240.0])
-    """Redelivery delays after ack timeouts (JetStream applies BackOff to those only).
-
-    Measured trap: when BackOff is set, nats-server uses BackOff[0] as the AckWait of the
-    first delivery (a `[2s, ...]` BackOff silently turned a 30 s AckWait into 2 s), so the
-    first entry must equal `ack_wait_seconds`. ARCHITECTURE.md's [2, 10, 30, 60] lists the
-    retry delays we want for *transient errors*: those are `nak_delays_seconds` below."""
+    backoff_seconds: list[float] = Field(default_factory=list)
+    """JetStream BackOff for ack-timeout redeliveries. Empty by design; two traps measured
+    against nats-server 2.15: (1) with BackOff set, the server uses BackOff[0] as the first
+    AckWait (a `[2s, ...]` BackOff turned a 30 s AckWait into 2 s); (2) with BackOff set, the
+    delay of a `nak(delay=...)` is ignored from the second nak on (the next delivery waited
+    for the BackOff step instead). Slow work sends in-progress acks instead, and transient
+    errors are retried with our own `nak_delays_seconds`."""
     nak_delays_seconds: list[float] = Field(default_factory=lambda: [2.0, 10.0, 30.0, 60.0])
     """Delays our handlers pass to nak() for transient errors, by delivery count."""
     max_ack_pending: int = 256
@@ -55,7 +55,7 @@ class ConsumerSpec(BaseModel):
     def _backoff_starts_at_ack_wait(self) -> ConsumerSpec:
         if self.backoff_seconds and self.backoff_seconds[0] != self.ack_wait_seconds:
             raise ValueError("backoff_seconds[0] must equal ack_wait_seconds (it becomes AckWait)")
-        if self.max_deliver <= len(self.backoff_seconds):
+        if self.backoff_seconds and self.max_deliver <= len(self.backoff_seconds):
             raise ValueError("max_deliver must exceed the number of backoff steps")
         return self
 
