@@ -29,9 +29,7 @@ from pydantic_settings import (
 from tripmesh_contracts.plans import AgentName
 from tripmesh_kit.settings import ServiceSettings
 
-LOCAL_PROVIDER = "tripmesh-local"
-LOCAL_MODEL = f"{LOCAL_PROVIDER}/deterministic"
-"""The model string of the deterministic local stand-in (llm/local_model.py registers it)."""
+from tripmesh_agent_runner.llm.base import LOCAL_MODEL, LOCAL_PROVIDER, ModelPrice
 
 
 class Tier(StrEnum):
@@ -106,6 +104,10 @@ class AgentConfig(BaseModel):
     @property
     def is_local(self) -> bool:
         return self.model.startswith(LOCAL_PROVIDER + "/")
+
+    @property
+    def fallback_price(self) -> ModelPrice:
+        return ModelPrice(self.input_price_per_1k, self.output_price_per_1k)
 
 
 # env name suffixes: (field, unprefixed seeds name pattern or None)
