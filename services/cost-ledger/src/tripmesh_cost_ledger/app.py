@@ -1,0 +1,65 @@
+"""The cost-ledger process: FastStream consumers and responders, plus the ops endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from tripmesh_kit.bus import Bus, make_broker, provision
+from tripmesh_kit.ops import nats_check, ops_router
+from tripmesh_kit.pg import apply_migrations, load_migrations, make_pool, pg_check
+
+from tripmesh_cost_ledger.handlers import register_handlers
+from tripmesh_cost_ledger.ingest import BatchIngestor
+from tripmesh_cost_ledger.queries import LedgerQueries
+from tripmesh_cost_ledger.settings import Settings
+from tripmesh_cost_ledger.store import SCHEMA, LedgerStore
+
+
+async def migrate(database_url: str) -> int:
+    return await apply_migrations(database_url, SCHEMA, load_migrations("tripmesh_cost_ledger"))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    broker = make_broker(settings.nats_url, settings.service_name,
+                         graceful_timeout=settings.drain_timeout_seconds)
+    bus = Bus(broker)
+    pool = make_pool(settings.database_url, name="cost-ledger", max_size=settings.db_pool_size)
+    store = LedgerStore(pool)
+    ingestor = BatchIngestor(store, bus)
+    queries = LedgerQueries(store, settings.tier_caps())
+    register_handlers(broker, ingestor, queries, batch_size=settings.batch_size,
+                      batch_window_seconds=settings.batch_window_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await migrate(settings.database_url)
+        await pool.open()
+        try:
+            await broker.connect()
+            if settings.provision_streams:
+                await provision(bus.js)
+            await broker.start()
+            try:
+                yield
+            finally:
+                # stops fetching and waits for the in-flight batch (graceful_timeout) = drain
+                await broker.stop()
+        finally:
+            await pool.close()
+
+    async def postgres_ready() -> None:
+        await pg_check(pool)
+
+    app = FastAPI(title="tripmesh cost-ledger", lifespan=lifespan)
+    app.include_router(ops_router({
+        "nats": nats_check(lambda: broker._connection),
+        "postgres": postgres_ready,
+    }))
+    app.state.settings = settings
+    app.state.broker = broker
+    app.state.store = store
+    app.state.ingestor = ingestor
+    return app

@@ -1,0 +1,160 @@
+"""Batch ingestion of `usage.llm.>` messages: decode, one transaction, ack after commit.
+
+Per batch:
+- undecodable messages go to the DLQ one by one (with the error) and are acked;
+- the decodable ones are inserted in ONE transaction (`LedgerStore.ingest`), then all acked;
+- a Postgres outage never dead-letters or naks: the batch is retried with backoff while every
+  message gets in-progress acks, so the consumer stops fetching and catches up by itself when
+  the database returns (`run_through_outage`);
+- any other failure of the batch (the database refuses some row: a value out of range, a NUL
+  byte in a string) falls back to one message at a time, so one bad event goes to the DLQ
+  instead of holding back the rest.
+
+The same code serves the live durable consumer and an operator's replay (`rebuild`), which
+only differ in what happens to a message that can never be ingested (dead-lettered live;
+counted and skipped on replay, since it was dead-lettered when it first arrived).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+import psycopg
+from nats.aio.msg import Msg
+from tripmesh_contracts.streams import LEDGER_USAGE, ConsumerSpec
+from tripmesh_kit import metrics as kit_metrics
+from tripmesh_kit import pg
+from tripmesh_kit.bus import Bus
+from tripmesh_kit.consume import dead_letter, in_progress_heartbeat, nak_delay, run_through_outage
+from tripmesh_kit.logging import get_logger
+
+from tripmesh_cost_ledger import metrics
+from tripmesh_cost_ledger.domain import DECODE_ERRORS, UsageRow, decode_usage
+from tripmesh_cost_ledger.store import LedgerStore
+
+log = get_logger(__name__)
+
+REFUSED_BY_DATABASE = (psycopg.DataError, psycopg.IntegrityError)
+"""Deterministic: the same row is refused again on every retry."""
+
+
+@dataclass
+class IngestStats:
+    ingested: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+
+class BatchIngestor:
+    def __init__(
+        self,
+        store: LedgerStore,
+        bus: Bus | None,
+        *,
+        spec: ConsumerSpec = LEDGER_USAGE,
+        replay: bool = False,
+        is_store_outage: Callable[[BaseException], bool] = pg.is_store_outage,
+        outage_give_up_after: float = 900.0,
+    ) -> None:
+        if bus is None and not replay:
+            raise ValueError("the live consumer needs a bus to dead-letter to")
+        self.store = store
+        self.bus = bus
+        self.spec = spec
+        self.replay = replay
+        self.is_store_outage = is_store_outage
+        self.outage_give_up_after = outage_give_up_after
+        self.stats = IngestStats()
+
+    async def handle(self, raws: Sequence[Msg]) -> None:
+        """Ingest one fetched batch and ack / dead-letter / nak every message in it."""
+        started = time.perf_counter()
+        metrics.BATCH_SIZE.observe(len(raws))
+        decoded: list[tuple[Msg, UsageRow]] = []
+        for raw in raws:
+            if raw.metadata.num_delivered > 1:
+                kit_metrics.MESSAGES_REDELIVERED.labels(consumer=self.spec.durable).inc()
+            try:
+                decoded.append((raw, UsageRow.from_event(decode_usage(raw.data))))
+            except DECODE_ERRORS as exc:
+                await self._reject(raw, f"undecodable UsageEvent: {exc}", "undecodable")
+        if decoded:
+            async with self._heartbeats([raw for raw, _ in decoded]):
+                try:
+                    await self._through_outage([row for _, row in decoded])
+                except Exception as exc:
+                    if self.is_store_outage(exc):
+                        raise  # outage beyond give_up_after: leave unacked, AckWait redelivers
+                    log.warning("batch_refused_ingesting_one_by_one", size=len(decoded),
+                                error=f"{type(exc).__name__}: {exc}"[:300])
+                    await self._one_by_one(decoded)
+                else:
+                    for raw, _ in decoded:
+                        await raw.ack()
+                    self._handled("ok", len(decoded))
+        metrics.INGEST_SECONDS.observe(time.perf_counter() - started)
+
+    async def _ingest(self, rows: Sequence[UsageRow]) -> None:
+        result = await self.store.ingest(rows)
+        self.stats.ingested += len(result.inserted)
+        self.stats.duplicates += result.duplicates
+        metrics.EVENTS_INGESTED.inc(len(result.inserted))
+        metrics.DUPLICATES.inc(result.duplicates)
+
+    async def _through_outage(self, rows: Sequence[UsageRow]) -> None:
+        await run_through_outage(functools.partial(self._ingest, rows), self.is_store_outage,
+                                 give_up_after=self.outage_give_up_after)
+
+    async def _one_by_one(self, decoded: Sequence[tuple[Msg, UsageRow]]) -> None:
+        for raw, row in decoded:
+            try:
+                await self._through_outage([row])
+            except REFUSED_BY_DATABASE as exc:
+                await self._reject(raw, f"refused by the ledger database: {exc}", "permanent")
+                continue
+            except Exception as exc:
+                if self.replay or self.is_store_outage(exc):
+                    raise
+                await self._retry_later(raw, exc)
+                continue
+            await raw.ack()
+            self._handled("ok")
+
+    async def _retry_later(self, raw: Msg, exc: Exception) -> None:
+        """An unexpected error: nak with the spec's delay; the last delivery goes to the DLQ."""
+        delivered = raw.metadata.num_delivered
+        error = f"{type(exc).__name__}: {exc}"
+        if delivered >= self.spec.max_deliver:
+            await self._reject(raw, error, "max_deliver")
+            return
+        log.warning("usage_event_failed_will_retry", error=error[:300], delivered=delivered)
+        await raw.nak(delay=nak_delay(self.spec, delivered))
+        self._handled("retry")
+
+    async def _reject(self, raw: Msg, error: str, kind: str) -> None:
+        self.stats.rejected += 1
+        metrics.REJECTED.labels(reason=kind).inc()
+        if self.replay:
+            log.warning("replay_skipped_message", subject=raw.subject, error_kind=kind,
+                        seq=raw.metadata.sequence.stream, error=error[:300])
+        else:
+            assert self.bus is not None
+            await dead_letter(self.bus, raw, self.spec, error, kind)
+        await raw.ack()
+        self._handled("dead_lettered")
+
+    def _handled(self, outcome: str, count: int = 1) -> None:
+        kit_metrics.MESSAGES_HANDLED.labels(consumer=self.spec.durable, outcome=outcome).inc(count)
+
+    @contextlib.asynccontextmanager
+    async def _heartbeats(self, raws: Sequence[Msg]) -> AsyncIterator[None]:
+        """In-progress acks for every message of the batch while it waits on the database."""
+        every = max(self.spec.ack_wait_seconds / 3, 1.0)
+        async with contextlib.AsyncExitStack() as stack:
+            for raw in raws:
+                await stack.enter_async_context(in_progress_heartbeat(raw, every))
+            yield
