@@ -96,20 +96,22 @@ class NatsServer:
 
     def _config(self) -> str:
         q = json.dumps  # NATS config accepts JSON-style quoted strings
-        return "\n".join([
-            f"server_name: {q(self.server_name)}",
-            f"listen: {q(f'{HOST}:{self.port}')}",
-            f"http: {q(f'{HOST}:{self.monitor_port}')}",
-            f"pid_file: {q(str(self.pid_path))}",
-            f"lame_duck_duration: {q(self.lame_duck_duration)}",
-            "lame_duck_grace_period: \"2s\"",
-            "jetstream {",
-            f"  store_dir: {q(str(self.store_dir))}",
-            # ARCHITECTURE §8: the default fsyncs every 2 min; a crash could lose acked writes.
-            "  sync_interval: always",
-            "}",
-            "",
-        ])
+        return "\n".join(
+            [
+                f"server_name: {q(self.server_name)}",
+                f"listen: {q(f'{HOST}:{self.port}')}",
+                f"http: {q(f'{HOST}:{self.monitor_port}')}",
+                f"pid_file: {q(str(self.pid_path))}",
+                f"lame_duck_duration: {q(self.lame_duck_duration)}",
+                'lame_duck_grace_period: "2s"',
+                "jetstream {",
+                f"  store_dir: {q(str(self.store_dir))}",
+                # ARCHITECTURE §8: the default fsyncs every 2 min; a crash could lose acked writes.
+                "  sync_interval: always",
+                "}",
+                "",
+            ]
+        )
 
     def _stop_leftover(self) -> None:
         pid = procs.read_pid(self.pid_path)
@@ -121,7 +123,9 @@ class NatsServer:
             return "nats-server" in p.name() and config in p.cmdline()
 
         if procs.kill_leftover(pid, ours):
-            print(f"devstack: stopped a leftover nats-server (pid {pid}) on {self.directory}", file=sys.stderr)
+            print(
+                f"devstack: stopped a leftover nats-server (pid {pid}) on {self.directory}", file=sys.stderr
+            )
         self.pid_path.unlink(missing_ok=True)
 
     def start(self) -> None:
@@ -133,11 +137,13 @@ class NatsServer:
             if not port_is_free(port):
                 raise NatsStartError(
                     f"port {port} on {HOST} is in use: stop whatever listens there, "
-                    "or set NATS_URL to use a NATS server you already run")
+                    "or set NATS_URL to use a NATS server you already run"
+                )
         self.config_path.write_text(self._config())
         with self.log_path.open("ab") as log:
-            self._proc = procs.spawn([nats_server_binary(), "-c", str(self.config_path)],
-                                     stdout=log, death_signal=signal.SIGTERM)
+            self._proc = procs.spawn(
+                [nats_server_binary(), "-c", str(self.config_path)], stdout=log, death_signal=signal.SIGTERM
+            )
         self._wait_ready()
 
     def _wait_ready(self) -> None:
@@ -147,8 +153,9 @@ class NatsServer:
             while True:
                 assert self._proc is not None
                 if self._proc.poll() is not None:
-                    raise NatsStartError(f"nats-server exited with code {self._proc.returncode}:\n"
-                                         + procs.tail(self.log_path))
+                    raise NatsStartError(
+                        f"nats-server exited with code {self._proc.returncode}:\n" + procs.tail(self.log_path)
+                    )
                 try:
                     if port_answers(self.port) and http.get(health).status_code == 200:
                         return
@@ -156,8 +163,9 @@ class NatsServer:
                     pass
                 if time.monotonic() > deadline:
                     self.kill()
-                    raise NatsStartError(f"nats-server not ready after {self.start_timeout}s:\n"
-                                         + procs.tail(self.log_path))
+                    raise NatsStartError(
+                        f"nats-server not ready after {self.start_timeout}s:\n" + procs.tail(self.log_path)
+                    )
                 time.sleep(0.05)
 
     def stop(self, timeout: float = 30.0) -> int | None:
@@ -196,6 +204,7 @@ class NatsServer:
         self.start()
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

