@@ -1,0 +1,111 @@
+"""Driving a plan's graph: the only code that invokes or resumes it.
+
+`advance(plan_id)` is called by every trigger - a command, a stored result, a decision, the
+sweeper - and is safe to call any number of times from any replica: under the plan's
+advisory lock it reads the checkpoint and does only what is still due:
+
+- graph never started            -> start it (the run's initial state);
+- waiting for a stage's agents   -> resume once, with all outcomes, when all are in;
+- waiting for approval           -> resume with the recorded decision, if there is one;
+- cancel requested, waiting      -> resume with the cancellation;
+- stopped between two nodes      -> continue (a replica died mid-step: crash recovery);
+- finished                       -> start the next queued revision, if any.
+
+Because the decision is re-derived under the lock from durable state (checkpoint + rows),
+two replicas racing on one plan do the work once, and a crash anywhere is repaired by the
+next trigger.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
+from tripmesh_contracts.plans import Stage
+from tripmesh_kit.logging import get_logger
+
+from tripmesh_planner import domain
+from tripmesh_planner.locks import PlanLocks
+from tripmesh_planner.runtime import Runtime
+from tripmesh_planner.store import PlanRow, RunRow
+
+log = get_logger(__name__)
+
+MAX_STEPS = 16
+"""Graph invocations per advance call: a guard against a loop, far above what one needs."""
+
+
+def initial_state(plan: PlanRow, run: RunRow) -> dict[str, Any]:
+    assert run.version is not None
+    return {
+        "plan_id": plan.plan_id, "user_id": plan.user_id, "run_id": run.run_id,
+        "version": run.version, "parent_version": run.parent_version,
+        "correlation_id": run.correlation_id or run.run_id, "request": run.request,
+        "feedback": run.feedback, "started_at": datetime.now(UTC).isoformat(), "round": 0,
+        "constraints": {}, "outcomes": {}, "accepted_overrun": False, "ended": None,
+        "end_reason": None, "timings": {},
+    }
+
+
+def thread_config(plan_id: str, run_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": domain.thread_id(plan_id, run_id)}}
+
+
+class Engine:
+    def __init__(self, rt: Runtime, graph: CompiledStateGraph[Any, Any, Any, Any], locks: PlanLocks) -> None:
+        self.rt = rt
+        self.graph = graph
+        self.locks = locks
+
+    async def advance(self, plan_id: str) -> None:
+        async with self.locks.hold(plan_id):
+            for _ in range(MAX_STEPS):
+                if not await self._step(plan_id):
+                    return
+            log.warning("advance_step_limit", plan_id=plan_id)
+
+    async def _step(self, plan_id: str) -> bool:
+        """Do the next due thing for the plan; False when nothing is due."""
+        plan = await self.rt.store.get_plan(plan_id)
+        if plan is None or plan.deleted or plan.current_run_id is None:
+            return False
+        run = await self.rt.store.get_run(plan.current_run_id)
+        if run is None:
+            return False
+        config = thread_config(plan_id, run.run_id)
+        snap = await self.graph.aget_state(config)
+        if snap.interrupts:
+            resume = await self._resume_value(run, snap.interrupts[0].value)
+            if resume is None:
+                return False
+            await self._invoke(Command(resume=resume), config)
+            return True
+        if snap.next:
+            log.info("graph_continued_after_interruption", plan_id=plan_id, next=list(snap.next))
+            await self._invoke(None, config)
+            return True
+        if not snap.values:
+            if run.state != "active":
+                return False
+            await self._invoke(initial_state(plan, run), config)
+            return True
+        if run.state == "finished":
+            return await self.rt.store.activate_next_queued(plan_id) is not None
+        return False
+
+    async def _resume_value(self, run: RunRow, waiting: dict[str, Any]) -> dict[str, Any] | None:
+        if run.cancel_requested:
+            return {"cancelled": run.cancel_reason or "cancelled"}
+        if waiting.get("kind") == "approval":
+            return None if run.decision is None else {"approve": run.decision}
+        outcomes = await self.rt.executions.round_outcomes(
+            run.run_id, Stage(waiting["stage"]), int(waiting["round"]))
+        return None if outcomes is None else {"outcomes": outcomes}
+
+    async def _invoke(self, payload: Any, config: RunnableConfig) -> None:
+        # durability="sync": the checkpoint of each step is written before the next step
+        # starts, so a crash never loses a step whose side effects already happened.
+        await self.graph.ainvoke(payload, config, durability="sync")

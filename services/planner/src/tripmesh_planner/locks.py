@@ -1,0 +1,67 @@
+"""Per-plan serialisation across replicas: a Postgres advisory lock on the plan id.
+
+LangGraph's checkpointer has no cross-process lock: two replicas resuming one plan at once
+would fork its thread. Every graph invoke/resume therefore runs under
+`pg_advisory_lock(PLANNER_LOCK_SPACE, hashtext(plan_id))`, held on a dedicated session
+(autocommit, so no transaction idles while the graph runs). A process-local asyncio lock in
+front keeps one replica's handlers from queueing many sessions on the same plan. A hash
+collision only serialises two unrelated plans, never lets two runs of one plan overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+from tripmesh_kit.consume import TransientError
+
+PLANNER_LOCK_SPACE = 0x504C4E  # "PLN": keeps our keys apart from other advisory locks
+
+
+class PlanLocks:
+    def __init__(self, pool: AsyncConnectionPool, timeout_seconds: float) -> None:
+        self.pool = pool
+        self.timeout_ms = int(timeout_seconds * 1000)
+        self._local: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def _local_lock(self, plan_id: str) -> AsyncIterator[None]:
+        lock, users = self._local.get(plan_id, (asyncio.Lock(), 0))
+        self._local[plan_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._local[plan_id]
+            if users <= 1:
+                del self._local[plan_id]
+            else:
+                self._local[plan_id] = (lock, users - 1)
+
+    @asynccontextmanager
+    async def hold(self, plan_id: str) -> AsyncIterator[None]:
+        """Hold the plan's lock; TransientError (-> nak, retried later) if another replica
+        keeps it longer than the timeout."""
+        async with self._local_lock(plan_id), self.pool.connection() as conn:
+            try:
+                await conn.execute(f"SET lock_timeout = {self.timeout_ms}")
+                await conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))",
+                                   (PLANNER_LOCK_SPACE, plan_id))
+            except psycopg.errors.LockNotAvailable as exc:
+                raise TransientError(f"plan {plan_id} is busy in another replica") from exc
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))",
+                                   (PLANNER_LOCK_SPACE, plan_id))
+
+
+def make_lock_pool(conninfo: str, size: int) -> AsyncConnectionPool:
+    return AsyncConnectionPool(
+        conninfo, name="planner-locks", min_size=1, max_size=size, open=False,
+        check=AsyncConnectionPool.check_connection, reconnect_timeout=0,
+        kwargs={"autocommit": True},
+    )

@@ -1,0 +1,66 @@
+"""`agents.result.<plan>`: store each result once, retry or settle the job, resume the stage.
+
+A result is applied only to a pending job (a duplicate, or a late answer to a job that timed
+out or was skipped, changes nothing). The stage is resumed by `engine.advance` once every
+agent of the round has an outcome: one resume per stage round, whichever result is last.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tripmesh_contracts.messages import AgentResult
+from tripmesh_contracts.plans import AgentName, EventKind, PlanStatus, Stage
+from tripmesh_kit.logging import get_logger
+
+from tripmesh_planner import domain
+from tripmesh_planner.engine import Engine
+from tripmesh_planner.events import RunRef
+from tripmesh_planner.executions import FINAL, Applied
+from tripmesh_planner.runtime import Runtime
+
+log = get_logger(__name__)
+
+
+async def announce(rt: Runtime, applied: Applied) -> None:
+    """Events for what happened to a job; re-announcing (a redelivery) reuses the ids."""
+    row = applied.row
+    if applied.next_job is not None:
+        await rt.publish_jobs([applied.next_job])
+    if row is None or row["status"] not in FINAL:
+        return
+    run = RunRef(row["plan_id"], row["user_id"], row["run_id"], row["version"],
+                 row["job"].get("correlation_id") or row["run_id"])
+    stage = Stage(row["stage"])
+    done, total = await rt.executions.round_progress(row["run_id"], stage, row["round"])
+    ok = row["status"] == "completed"
+    data: dict[str, Any] = {"job_id": row["job_id"], "attempt": row["attempt"], "round": row["round"]}
+    if not ok:
+        data["reason"] = row["error"]
+    await rt.emitter.emit(
+        run, EventKind.AGENT_COMPLETED if ok else EventKind.AGENT_FAILED,
+        status=PlanStatus.PROCESSING, key=(row["job_id"],), stage=stage,
+        agent=AgentName(row["agent"]), percentage=domain.progress(stage, done, total), data=data,
+    )
+
+
+class Results:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.rt = engine.rt
+
+    async def handle(self, result: AgentResult) -> None:
+        rt = self.rt
+        applied = await rt.executions.apply_result(
+            result, rt.settings.attempts_for, rt.settings.deadline_for)
+        if applied.row is None:
+            log.info("result_for_unknown_job_ignored", job_id=result.job_id)
+            return
+        if applied.kind == "ignored" and applied.row["status"] not in FINAL:
+            log.info("late_result_ignored", job_id=result.job_id, status=applied.row["status"])
+            return
+        await announce(rt, applied)
+        row = applied.row
+        done, total = await rt.executions.round_progress(row["run_id"], Stage(row["stage"]), row["round"])
+        if done == total:
+            await self.engine.advance(row["plan_id"])

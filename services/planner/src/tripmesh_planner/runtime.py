@@ -1,0 +1,43 @@
+"""What the graph nodes, handlers and the sweeper share: stores, bus, events, settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tripmesh_contracts import subjects
+from tripmesh_contracts.messages import AgentJob
+from tripmesh_contracts.plans import EventKind, PlanStatus
+from tripmesh_kit.bus import Bus
+
+from tripmesh_planner import domain
+from tripmesh_planner.events import Emitter, RunRef
+from tripmesh_planner.executions import Executions
+from tripmesh_planner.settings import Settings
+from tripmesh_planner.store import Store
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    bus: Bus
+    store: Store
+    executions: Executions
+    emitter: Emitter
+
+    async def publish_jobs(self, jobs: list[AgentJob]) -> None:
+        """Record jobs as pending, then publish those not yet published. Recording first
+        means a job is never out without a row to take its result; a crash in between
+        leaves an unpublished row that the sweeper publishes (same id)."""
+        for job in await self.executions.record(jobs):
+            await self.publish_recorded(job)
+
+    async def publish_recorded(self, job: AgentJob) -> None:
+        await self.bus.publish(job, subjects.agent_job(job.agent))
+        await self.executions.mark_published(job.id)
+        done, total = await self.executions.round_progress(job.run_id, job.stage, job.round)
+        await self.emitter.emit(
+            RunRef.of_job(job), EventKind.AGENT_STARTED, status=PlanStatus.PROCESSING,
+            key=(job.id,), stage=job.stage, agent=job.agent,
+            percentage=domain.progress(job.stage, done, total),
+            data={"job_id": job.id, "attempt": job.attempt, "round": job.round},
+        )
