@@ -1,0 +1,212 @@
+"""The tool-calling loop that runs one agent job against an LLM.
+
+Security rule: the model may only run the tools on its agent's allow-list. Anything else it
+asks for is refused (recorded, answered with an error) and never executed, whatever the
+conversation says — the allow-list, not the prompt, is the boundary."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+from tripmesh_contracts import AgentJob
+
+from tripmesh_agent_runner.agents.common import AgentSpec
+from tripmesh_agent_runner.agents.outcome import AgentOutcome, LlmCallRecord, ToolCallRecord
+from tripmesh_agent_runner.agents.registry import AGENTS
+from tripmesh_agent_runner.llm.base import CallConfig, LlmCallConfig, LlmCallError, LlmClient, ModelPrice
+from tripmesh_agent_runner.tools.registry import ToolRegistry
+
+MAX_ERRORS_SHOWN = 8
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
+
+
+class BudgetExhausted(Exception):
+    """Raised by a CallObserver before a call the plan's LLM budget cannot cover."""
+
+
+class CallObserver(Protocol):
+    """Hooks around each LLM call: reserve budget before (may raise BudgetExhausted), emit the
+    usage event and settle after. Failed calls are reported too."""
+
+    async def before_llm_call(
+        self, *, job: AgentJob, model: str, turn: int, attempt: int, max_tokens: int
+    ) -> None: ...
+
+    async def after_llm_call(self, *, job: AgentJob, record: LlmCallRecord) -> None: ...
+
+
+def parse_json_object(text: str | None) -> dict[str, Any]:
+    """The JSON object in a model's answer, tolerating code fences or prose around it."""
+    if not text or not text.strip():
+        raise ValueError("empty answer: expected a JSON object")
+    stripped = _FENCE.sub("", text.strip())
+    try:
+        value = json.loads(stripped)
+    except json.JSONDecodeError:
+        start, end = stripped.find("{"), stripped.rfind("}")
+        if start < 0 or end <= start:
+            raise ValueError("no JSON object in the answer") from None
+        value = json.loads(stripped[start : end + 1])
+    if not isinstance(value, dict):
+        raise ValueError("the answer must be a JSON object")
+    return value
+
+
+def validate_answer(
+    content: str | None, spec: AgentSpec, job: AgentJob
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """(output, []) when the answer parses, matches the schema and passes the job checks."""
+    try:
+        data = parse_json_object(content)
+        model: BaseModel = spec.output_model.model_validate(data)
+    except ValidationError as exc:
+        errors = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()]
+        return None, errors[:MAX_ERRORS_SHOWN]
+    except ValueError as exc:
+        return None, [str(exc)]
+    errors = spec.check_output(model, job)
+    if errors:
+        return None, errors[:MAX_ERRORS_SHOWN]
+    return model.model_dump(mode="json", by_alias=True), []
+
+
+def _retry_message(errors: list[str]) -> dict[str, Any]:
+    listed = "\n".join(f"- {e}" for e in errors)
+    return {
+        "role": "user",
+        "content": f"Your answer was not valid:\n{listed}\nReply with only the corrected JSON object.",
+    }
+
+
+async def run_agent(
+    job: AgentJob,
+    llm: LlmClient,
+    tools: ToolRegistry,
+    *,
+    config: CallConfig | None = None,
+    spec: AgentSpec | None = None,
+    observer: CallObserver | None = None,
+) -> AgentOutcome:
+    """Run `job` with its agent's spec: call the model with the allowed tools, execute allowed
+    tool calls, loop up to spec.max_turns, validate the answer (one retry with the errors), and
+    return the outcome. LLM calls are never retried here: litellm's num_retries owns that."""
+    config = config or LlmCallConfig()
+    started = time.perf_counter()
+    outcome = AgentOutcome(agent=job.agent, model=config.model)
+
+    def finish(
+        *, error_kind: str | None = None, error: str | None = None, retryable: bool = False
+    ) -> AgentOutcome:
+        outcome.ok = error_kind is None
+        outcome.error_kind, outcome.error, outcome.retryable = error_kind, error, retryable
+        outcome.duration_ms = int((time.perf_counter() - started) * 1000)
+        return outcome
+
+    spec = spec or AGENTS.get(job.agent)
+    if spec is None:
+        return finish(error_kind="unknown_agent", error=f"no agent {job.agent!r}")
+    messages = spec.build_messages(job)
+    tool_specs = tools.specs(spec.allowed_tools) or None
+    fallback_price = ModelPrice(config.input_price_per_1k, config.output_price_per_1k)
+    attempt = 1
+    for turn in range(1, spec.max_turns + 1):
+        if observer is not None:
+            try:
+                await observer.before_llm_call(
+                    job=job, model=config.model, turn=turn, attempt=attempt, max_tokens=config.max_tokens
+                )
+            except BudgetExhausted as exc:
+                return finish(error_kind="budget_exhausted", error=str(exc) or "LLM budget exhausted")
+        try:
+            response = await llm.complete(
+                model=config.model,
+                messages=messages,
+                tools=tool_specs,
+                temperature=config.temperature,
+                max_tokens=config.max_tokens,
+                timeout=config.timeout_seconds,
+                num_retries=config.num_retries,
+                api_base=config.api_base,
+                fallback_price=fallback_price,
+            )
+        except LlmCallError as exc:
+            failed = LlmCallRecord(
+                model=config.model, provider=exc.provider, prompt_tokens=0, completion_tokens=0,
+                cost_usd=fallback_price.cost(0, 0), latency_ms=exc.latency_ms, turn=turn, attempt=attempt,
+                success=False, error=str(exc)[:500],
+            )  # fmt: skip
+            outcome.llm_calls.append(failed)
+            if observer is not None:
+                await observer.after_llm_call(job=job, record=failed)
+            return finish(error_kind="llm_error", error=str(exc)[:1000], retryable=exc.transient)
+        record = LlmCallRecord(
+            model=config.model, provider=response.provider, prompt_tokens=response.prompt_tokens,
+            completion_tokens=response.completion_tokens, cost_usd=response.cost_usd,
+            latency_ms=response.latency_ms, turn=turn, attempt=attempt,
+            cost_estimated=response.cost_estimated, cache_hit=response.cache_hit,
+        )  # fmt: skip
+        outcome.llm_calls.append(record)
+        if observer is not None:
+            await observer.after_llm_call(job=job, record=record)
+
+        if response.tool_calls:
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": response.content,
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments},
+                        }
+                        for c in response.tool_calls
+                    ],
+                }
+            )
+            for call in response.tool_calls:
+                if call.name not in spec.allowed_tools:
+                    content = json.dumps({"error": f"tool {call.name!r} is not available to this agent"})
+                    outcome.tool_calls.append(
+                        ToolCallRecord(
+                            call.name,
+                            call.arguments[:500],
+                            turn,
+                            ok=False,
+                            refused=True,
+                            error="not on the allow-list",
+                        )
+                    )
+                else:
+                    result = await tools.execute(call.name, call.arguments)
+                    content = result.as_message_content()
+                    outcome.tool_calls.append(
+                        ToolCallRecord(
+                            call.name,
+                            call.arguments[:500],
+                            turn,
+                            ok=result.ok,
+                            error=result.error,
+                            duration_ms=result.duration_ms,
+                        )
+                    )
+                messages.append(
+                    {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": content}
+                )
+            continue
+
+        output, errors = validate_answer(response.content, spec, job)
+        if output is not None:
+            outcome.output = output
+            return finish()
+        if attempt == 1:
+            attempt = 2
+            messages.append({"role": "assistant", "content": response.content or ""})
+            messages.append(_retry_message(errors))
+            continue
+        return finish(error_kind="invalid_output", error="; ".join(errors)[:1000])
+    return finish(error_kind="too_many_turns", error=f"no final answer within {spec.max_turns} LLM calls")
