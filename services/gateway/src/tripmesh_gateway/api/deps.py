@@ -1,0 +1,85 @@
+"""FastAPI dependencies, as `Annotated` aliases the routes put in their signatures.
+
+The caller's identity always comes from the bearer token; a plan id in a path is only
+trusted after `owned_plan` found it in the caller's own plans_index rows (BOLA defence)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from tripmesh_contracts.ids import TOKEN_PATTERN, UnsafeTokenError, check_token
+
+from tripmesh_gateway.api.errors import not_found, unauthorized
+from tripmesh_gateway.runtime import Runtime
+from tripmesh_gateway.security import InvalidToken
+from tripmesh_gateway.store import PlanIndexRow, UserRecord
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
+
+
+async def current_user(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> UserRecord:
+    if credentials is None or not credentials.credentials.strip():
+        raise unauthorized("missing bearer token", invalid_token=False)
+    try:
+        claims = runtime.signer.verify(credentials.credentials.strip())
+    except InvalidToken as exc:
+        raise unauthorized(str(exc)) from exc
+    user = await runtime.store.user_by_id(claims.user_id)
+    if user is None or not user.is_active:
+        raise unauthorized("account not found or disabled")
+    return user
+
+
+CurrentUser = Annotated[UserRecord, Depends(current_user)]
+
+
+async def owned_plan(plan_id: str, user: CurrentUser, runtime: RuntimeDep) -> PlanIndexRow:
+    """The caller's plan, or 404 - also when it exists but is someone else's."""
+    try:
+        check_token(plan_id)
+    except UnsafeTokenError as exc:
+        raise not_found() from exc
+    row = await runtime.store.owned_plan(user.id, plan_id)
+    if row is None:
+        raise not_found()
+    return row
+
+
+OwnedPlan = Annotated[PlanIndexRow, Depends(owned_plan)]
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retry-safe creates: the same key and body return the same plan",
+    ),
+]
+
+LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)]
+
+__all__ = [
+    "TOKEN_PATTERN",
+    "CurrentUser",
+    "IdempotencyKey",
+    "LastEventId",
+    "OwnedPlan",
+    "RuntimeDep",
+    "current_user",
+    "get_runtime",
+    "owned_plan",
+]

@@ -1,0 +1,245 @@
+"""/api/v1/plans: create (202), read, list, revise, cancel, decide, delete, versions."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response, status
+from pydantic import ValidationError
+from tripmesh_contracts import (
+    PlanCancel,
+    PlanDecide,
+    PlanDelete,
+    PlanRequest,
+    PlanRevise,
+    new_id,
+    stable_id,
+    subjects,
+)
+from tripmesh_contracts.rpc import (
+    PlanVersionReply,
+    PlanVersionRequest,
+    PlanVersionsReply,
+    PlanVersionsRequest,
+    PlanVersionView,
+)
+
+from tripmesh_gateway.api.deps import CurrentUser, IdempotencyKey, OwnedPlan, RuntimeDep
+from tripmesh_gateway.api.errors import ApiProblem, field_errors, not_found, validation_problem
+from tripmesh_gateway.api.schemas import (
+    Accepted,
+    CancelBody,
+    DecisionBody,
+    PlanCreateBody,
+    PlanOut,
+    PlanPage,
+    PlanUpdateBody,
+    VersionList,
+)
+from tripmesh_gateway.commands import accept_plan, send_command
+from tripmesh_gateway.domain import FieldError, command_message_id, resolve_places
+from tripmesh_gateway.rpc import ServiceError
+from tripmesh_gateway.views import get_plan, list_plans, plan_out, stored_request
+
+router = APIRouter(prefix="/plans", tags=["plans"])
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid bearer token"},
+    404: {"description": "No such plan among yours"},
+    422: {"description": "Invalid request; `errors` names each field"},
+    503: {"description": "The bus or a service did not answer"},
+}
+
+
+def location(plan_id: str) -> str:
+    return f"/api/v1/plans/{plan_id}"
+
+
+def build_request(fields: dict[str, Any]) -> PlanRequest:
+    try:
+        return PlanRequest.model_validate(fields)
+    except ValidationError as exc:
+        raise validation_problem(field_errors(exc.errors())) from exc
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=PlanOut,
+    responses={
+        **PROBLEMS,
+        402: {"description": "LLM spend cap reached"},
+        409: {"description": "Idempotency-Key of a deleted plan"},
+    },
+)
+async def create_plan(
+    body: PlanCreateBody,
+    user: CurrentUser,
+    runtime: RuntimeDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> PlanOut:
+    """Accept a plan: destinations are resolved to real cities (422 with suggestions when a
+    name is unknown or ambiguous), the command goes to the planner, progress comes as events
+    at `/plans/{id}/events`."""
+    resolved = await asyncio.to_thread(resolve_places, body.destinations, body.origin)
+    if resolved.errors:
+        raise validation_problem(resolved.errors, "some places could not be resolved")
+    fields = body.model_dump(exclude={"plan_budget_usd"})
+    request = build_request({**fields, "destinations": resolved.destinations, "origin": resolved.origin})
+    acceptance = await accept_plan(
+        runtime,
+        user,
+        body.model_dump(mode="json"),
+        request,
+        idempotency_key=idempotency_key,
+        plan_budget_usd=body.plan_budget_usd,
+    )
+    response.headers["Location"] = location(acceptance.row.plan_id)
+    if acceptance.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return plan_out(acceptance.row, None)
+
+
+@router.get("", response_model=PlanPage, responses=PROBLEMS)
+async def list_my_plans(
+    user: CurrentUser,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> PlanPage:
+    return await list_plans(runtime, user.id, limit, offset)
+
+
+@router.get("/{plan_id}", response_model=PlanOut, responses=PROBLEMS)
+async def read_plan(row: OwnedPlan, runtime: RuntimeDep) -> PlanOut:
+    plan = await get_plan(runtime, row)
+    if plan is None:
+        raise not_found()
+    return plan
+
+
+@router.put("/{plan_id}", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, responses=PROBLEMS)
+async def revise_plan(
+    body: PlanUpdateBody,
+    row: OwnedPlan,
+    runtime: RuntimeDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> Accepted:
+    """Start a new version: changed fields (others kept) and/or feedback for the planner."""
+    changes = body.model_dump(exclude_unset=True, exclude={"feedback", "multitask_strategy"})
+    if not changes and body.feedback is None:
+        raise validation_problem([FieldError("body", "nothing to change: send fields or feedback")])
+    current = stored_request(row).model_dump()
+    if "destinations" in changes or changes.get("origin") is not None:
+        resolved = await asyncio.to_thread(resolve_places, changes.get("destinations"), changes.get("origin"))
+        if resolved.errors:
+            raise validation_problem(resolved.errors, "some places could not be resolved")
+        if "destinations" in changes:
+            changes["destinations"] = resolved.destinations
+        if changes.get("origin") is not None:
+            changes["origin"] = resolved.origin
+    merged = {**current, **changes}
+    if merged["end_date"] < merged["start_date"]:
+        raise validation_problem(
+            [
+                FieldError(
+                    "end_date" if "end_date" in changes else "start_date",
+                    "end_date must not be before start_date",
+                )
+            ]
+        )
+    request = build_request(merged)
+    command = PlanRevise(
+        id=command_message_id("plan.revise", row.plan_id, idempotency_key) or new_id(),
+        user_id=row.user_id,
+        plan_id=row.plan_id,
+        request=request,
+        feedback=body.feedback,
+        multitask_strategy=body.multitask_strategy,
+    )
+    await send_command(runtime, command, subjects.PLAN_CMD_REVISE)
+    await runtime.store.update_request(row.plan_id, request.model_dump(mode="json"), request.title)
+    response.headers["Location"] = location(row.plan_id)
+    return Accepted(plan_id=row.plan_id, command=command.type, message_id=command.id)
+
+
+@router.post(
+    "/{plan_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, responses=PROBLEMS
+)
+async def cancel_plan(
+    row: OwnedPlan,
+    runtime: RuntimeDep,
+    body: CancelBody | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Accepted:
+    command = PlanCancel(
+        id=command_message_id("plan.cancel", row.plan_id, idempotency_key) or new_id(),
+        user_id=row.user_id,
+        plan_id=row.plan_id,
+        reason=body.reason if body else None,
+    )
+    await send_command(runtime, command, subjects.PLAN_CMD_CANCEL)
+    return Accepted(plan_id=row.plan_id, command=command.type, message_id=command.id)
+
+
+@router.post(
+    "/{plan_id}/decision", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, responses=PROBLEMS
+)
+async def decide_plan(
+    body: DecisionBody,
+    row: OwnedPlan,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Accepted:
+    """Approve or reject a plan that is awaiting approval."""
+    command = PlanDecide(
+        id=command_message_id("plan.decide", row.plan_id, idempotency_key) or new_id(),
+        user_id=row.user_id,
+        plan_id=row.plan_id,
+        approve=body.approve,
+    )
+    await send_command(runtime, command, subjects.PLAN_CMD_DECIDE)
+    return Accepted(plan_id=row.plan_id, command=command.type, message_id=command.id)
+
+
+@router.delete("/{plan_id}", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEMS)
+async def delete_plan(row: OwnedPlan, runtime: RuntimeDep) -> Response:
+    # One delete per plan ever: a deterministic id makes a retried delete a duplicate.
+    command = PlanDelete(
+        id=stable_id("gateway", "plan.delete", row.plan_id), user_id=row.user_id, plan_id=row.plan_id
+    )
+    await send_command(runtime, command, subjects.PLAN_CMD_DELETE)
+    await runtime.store.mark_deleted(row.plan_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{plan_id}/versions", response_model=VersionList, responses=PROBLEMS)
+async def list_versions(row: OwnedPlan, runtime: RuntimeDep) -> VersionList:
+    try:
+        reply = await runtime.rpc.call(
+            subjects.SVC_PLANNER_VERSIONS,
+            PlanVersionsRequest(user_id=row.user_id, plan_id=row.plan_id),
+            PlanVersionsReply,
+        )
+    except ServiceError as exc:
+        if exc.error.status == 404:  # accepted, not stored by the planner yet: no versions
+            return VersionList(items=[])
+        raise
+    return VersionList(items=reply.items)
+
+
+@router.get("/{plan_id}/versions/{version}", response_model=PlanVersionView, responses=PROBLEMS)
+async def read_version(
+    row: OwnedPlan, runtime: RuntimeDep, version: Annotated[int, Path(ge=1)]
+) -> PlanVersionView:
+    reply = await runtime.rpc.call(
+        subjects.SVC_PLANNER_VERSION,
+        PlanVersionRequest(user_id=row.user_id, plan_id=row.plan_id, version=version),
+        PlanVersionReply,
+    )
+    if reply.version is None:
+        raise ApiProblem(404, "Not Found", f"version {version} not found", kind="not-found")
+    return reply.version

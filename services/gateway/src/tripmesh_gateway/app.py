@@ -1,0 +1,110 @@
+"""create_app(): the only place that reads the environment (through Settings())."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from tripmesh_kit.bus import Bus, make_broker, provision
+from tripmesh_kit.logging import get_logger
+from tripmesh_kit.ops import nats_check, ops_router
+from tripmesh_kit.pg import make_pool, pg_check
+from tripmesh_places import warm_up
+
+from tripmesh_gateway import asyncapi
+from tripmesh_gateway.api.errors import install_error_handlers
+from tripmesh_gateway.api.routes import auth, costs, events, plans, search
+from tripmesh_gateway.http_metrics import HttpMetricsMiddleware
+from tripmesh_gateway.rpc import RpcClient
+from tripmesh_gateway.runtime import Runtime
+from tripmesh_gateway.security import TokenSigner
+from tripmesh_gateway.settings import Environment, Settings
+from tripmesh_gateway.signing_key import load_signing_key
+from tripmesh_gateway.store import AccountStore, migrate
+
+log = get_logger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    broker = make_broker(settings.nats_url, "gateway")
+    pool = make_pool(settings.database_url, name="gateway", max_size=settings.db_pool_max_size)
+    signer = TokenSigner(
+        key=load_signing_key(settings),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
+    )
+    return Runtime(
+        settings=settings,
+        broker=broker,
+        bus=Bus(broker, publish_timeout=settings.publish_timeout_seconds, attempts=settings.publish_attempts),
+        rpc=RpcClient(broker, settings.rpc_timeout_seconds),
+        store=AccountStore(pool),
+        signer=signer,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    runtime = build_runtime(settings)
+    pool = runtime.store.pool
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        applied = await migrate(settings.database_url)
+        await pool.open()
+        await runtime.broker.start()
+        if settings.provision_streams:
+            await provision(runtime.bus.js)
+        # The place indexes take a moment to build: pay it before the first request does.
+        await asyncio.to_thread(warm_up)
+        log.info("gateway_started", host=settings.http_host, port=settings.http_port, migrations=applied)
+        try:
+            yield
+        finally:
+            await runtime.broker.stop()
+            await pool.close()
+            log.info("gateway_stopped")
+
+    production = settings.environment is Environment.PRODUCTION
+    app = FastAPI(
+        title="tripmesh gateway",
+        version="1.0.0",
+        description="HTTP/SSE edge of tripmesh. Errors are RFC 9457 problem+json. "
+        "Bus contracts: [/asyncapi](/asyncapi).",
+        lifespan=lifespan,
+        debug=False,
+        swagger_ui_parameters={"persistAuthorization": not production},
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.add_middleware(HttpMetricsMiddleware)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (auth, plans, events, costs, search):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(
+        ops_router(
+            {
+                "nats": nats_check(lambda: runtime.broker._connection),
+                "postgres": lambda: pg_check(pool),
+            }
+        )
+    )
+
+    document = asyncapi.document(settings.nats_url)
+
+    @app.get("/asyncapi", include_in_schema=False)
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi_document() -> dict[str, Any]:
+        """AsyncAPI 3.0 for the bus, generated from libs/contracts."""
+        return document
+
+    return app

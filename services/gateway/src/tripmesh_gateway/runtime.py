@@ -1,0 +1,23 @@
+"""What the routes need at run time, built once by create_app() and kept on app.state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faststream.nats import NatsBroker
+from tripmesh_kit.bus import Bus
+
+from tripmesh_gateway.rpc import RpcClient
+from tripmesh_gateway.security import TokenSigner
+from tripmesh_gateway.settings import Settings
+from tripmesh_gateway.store import AccountStore
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    broker: NatsBroker
+    bus: Bus
+    rpc: RpcClient
+    store: AccountStore
+    signer: TokenSigner
