@@ -19,12 +19,14 @@ Message ids (why they are built the way they are):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from tripmesh_contracts.ids import stable_id
 from tripmesh_contracts.messages import AgentJob, AgentResult, UsageEvent
+
+from tripmesh_agent_runner.agents.outcome import AgentOutcome, LlmCallRecord
 
 
 class ErrorKind:
@@ -43,21 +45,6 @@ class Delivery:
     delivered: int
 
 
-@dataclass(frozen=True)
-class LlmCall:
-    """One LLM call as it happened, in the runner's own terms (see usage.py)."""
-
-    model: str
-    provider: str
-    prompt_tokens: int
-    completion_tokens: int
-    latency_ms: int
-    success: bool
-    cost_usd: Decimal
-    cache_hit: bool = False
-    error: str | None = None
-
-
 def result_id(job_id: str) -> str:
     return stable_id(job_id, "result")
 
@@ -68,12 +55,16 @@ def usage_id(job_id: str, delivery: Delivery, call_index: int) -> str:
 
 def is_expired(job: AgentJob, now: datetime, grace: timedelta) -> bool:
     """True when the job's deadline passed longer ago than `grace`: nobody waits for it."""
-    return job.deadline is not None and now > job.deadline + grace
+    if job.deadline is None:
+        return False
+    deadline = job.deadline if job.deadline.tzinfo else job.deadline.replace(tzinfo=UTC)
+    return now > deadline + grace
 
 
-def usage_event(job: AgentJob, delivery: Delivery, call_index: int, call: LlmCall) -> UsageEvent:
+def usage_event(job: AgentJob, delivery: Delivery, call: LlmCallRecord) -> UsageEvent:
+    """The usage event of one LLM call (`call.turn` numbers the calls of this run from 1)."""
     return UsageEvent(
-        id=usage_id(job.id, delivery, call_index),
+        id=usage_id(job.id, delivery, call.turn),
         user_id=job.user_id,
         plan_id=job.plan_id,
         correlation_id=job.correlation_id,
@@ -87,45 +78,50 @@ def usage_event(job: AgentJob, delivery: Delivery, call_index: int, call: LlmCal
         completion_tokens=call.completion_tokens,
         cost_usd=call.cost_usd,
         latency_ms=call.latency_ms,
-        # the job's attempt (planner retries) times nothing else: litellm's internal retries
-        # of one call are inside this one call's latency and cost
-        attempt=job.attempt,
+        attempt=call.attempt,
         cache_hit=call.cache_hit,
         success=call.success,
         error=call.error,
     )
 
 
-def agent_result(
-    job: AgentJob,
-    *,
-    ok: bool,
-    calls: list[LlmCall],
-    duration_ms: int,
-    output: dict[str, Any] | None = None,
-    error: str | None = None,
-    error_kind: str | None = None,
-) -> AgentResult:
-    models = [c.model for c in calls]
+def _envelope(job: AgentJob) -> dict[str, Any]:
+    return {
+        "id": result_id(job.id),
+        "user_id": job.user_id,
+        "plan_id": job.plan_id,
+        "correlation_id": job.correlation_id,
+        "job_id": job.id,
+        "run_id": job.run_id,
+        "version": job.version,
+        "agent": job.agent,
+        "stage": job.stage,
+        "round": job.round,
+        "attempt": job.attempt,
+    }
+
+
+def result_from_outcome(job: AgentJob, outcome: AgentOutcome) -> AgentResult:
+    fields = outcome.result_fields()
+    if not outcome.ok:
+        fields["output"] = None
+        fields["error"] = (outcome.error or "agent failed")[:2000]
+        fields["error_kind"] = outcome.error_kind or ErrorKind.RUNNER_ERROR
+    return AgentResult(**_envelope(job), **fields)
+
+
+def failed_result(job: AgentJob, *, error: str, error_kind: str, duration_ms: int = 0,
+                  calls: list[LlmCallRecord] | None = None) -> AgentResult:
+    """A result for a job the engine could not finish (expired, or the engine raised)."""
+    calls = calls or []
     return AgentResult(
-        id=result_id(job.id),
-        user_id=job.user_id,
-        plan_id=job.plan_id,
-        correlation_id=job.correlation_id,
-        job_id=job.id,
-        run_id=job.run_id,
-        version=job.version,
-        agent=job.agent,
-        stage=job.stage,
-        round=job.round,
-        attempt=job.attempt,
-        ok=ok,
-        output=output if ok else None,
-        error=None if ok else (error or "agent failed")[:2000],
-        error_kind=None if ok else (error_kind or ErrorKind.RUNNER_ERROR),
-        cost_usd=sum((c.cost_usd for c in calls), Decimal("0")),
+        **_envelope(job),
+        ok=False,
+        error=error[:2000],
+        error_kind=error_kind,
+        cost_usd=sum((c.cost_usd for c in calls), Decimal(0)),
         prompt_tokens=sum(c.prompt_tokens for c in calls),
         completion_tokens=sum(c.completion_tokens for c in calls),
         duration_ms=duration_ms,
-        model=models[-1] if models else None,
+        model=calls[-1].model if calls else None,
     )

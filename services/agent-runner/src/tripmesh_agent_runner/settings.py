@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.fields import FieldInfo
@@ -172,6 +172,13 @@ class Settings(ServiceSettings):
     default_num_retries: int = Field(default=2, ge=0)
     fallback_input_price_per_1k: Decimal = Field(default=Decimal("0.005"), ge=0)
     fallback_output_price_per_1k: Decimal = Field(default=Decimal("0.015"), ge=0)
+    local_input_price_per_1k: Decimal = Field(default=Decimal(0), ge=0)
+    local_output_price_per_1k: Decimal = Field(default=Decimal(0), ge=0)
+    """Price of the local stand-in: 0, it costs nothing; set it to exercise budgets end to end."""
+    weather_provider: Literal["estimate", "open-meteo"] = "estimate"
+    """estimate: climate normals, offline. open-meteo: live forecasts (needs the network)."""
+    open_meteo_url: str | None = None
+    """Override of the Open-Meteo forecast endpoint (a self-hosted instance)."""
     agent_overrides: dict[AgentName, AgentOverrides] = Field(default_factory=dict)
     provider_keys_present: list[str] = Field(default_factory=list)
 
@@ -220,6 +227,9 @@ class Settings(ServiceSettings):
             if key in self.provider_keys_present:
                 return provider
         return "local"
+
+    def local_price(self) -> ModelPrice:
+        return ModelPrice(self.local_input_price_per_1k, self.local_output_price_per_1k)
 
     def agent_config(self, agent: AgentName) -> AgentConfig:
         o = self.agent_overrides.get(agent, AgentOverrides())

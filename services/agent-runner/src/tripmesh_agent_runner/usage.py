@@ -1,91 +1,71 @@
-"""One record per LLM call, whatever the engine does: a recording wrapper over `LlmClient`.
+"""Usage events as the LLM calls happen: the engine's `CallObserver`, one per job run.
 
-The engine calls `complete()` as often as its tool loop needs; every call that reached
-litellm - answered or failed after litellm's own retries - becomes one `LlmCall` here, in call
-order, and later one `UsageEvent` (handlers.py). Wrapping the client rather than reading the
-engine's outcome means a call is recorded even when the engine raises halfway through a job.
+Each call's `UsageEvent` is published right after the call returns (or fails), not at the end
+of the job: if the runner dies at the third call of a job, the two calls before it - which
+the provider has billed - are already on the USAGE stream. A publish that still fails after
+the Bus's retries raises `UsagePublishError`, which fails the message (nak), never the agent.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Any
-
 from prometheus_client import Counter
+from tripmesh_contracts import subjects
+from tripmesh_contracts.messages import AgentJob
+from tripmesh_kit.bus import Bus
 
-from tripmesh_agent_runner.domain import LlmCall
-from tripmesh_agent_runner.llm.base import LlmCallError, LlmClient, LlmResponse, ModelPrice
+from tripmesh_agent_runner.agents.outcome import LlmCallRecord
+from tripmesh_agent_runner.domain import Delivery, usage_event
 
 LLM_CALLS = Counter(
-    "tripmesh_llm_calls_total", "LLM calls by agent, model and outcome (ok, error, cache_hit)",
+    "tripmesh_llm_calls", "LLM calls by agent, model and outcome (ok, error, cache_hit)",
     ["agent", "model", "outcome"],
 )
 LLM_TOKENS = Counter(
-    "tripmesh_llm_tokens_total", "LLM tokens by agent, model and kind (prompt, completion)",
+    "tripmesh_llm_tokens", "LLM tokens by agent, model and kind (prompt, completion)",
     ["agent", "model", "kind"],
 )
-LLM_COST = Counter("tripmesh_llm_cost_usd_total", "LLM cost in USD by agent and model", ["agent", "model"])
+LLM_COST = Counter("tripmesh_llm_cost_usd", "LLM cost in USD by agent and model", ["agent", "model"])
 LLM_COST_ESTIMATED = Counter(
-    "tripmesh_llm_cost_estimated_total",
+    "tripmesh_llm_cost_estimated",
     "LLM calls priced from a fallback price (model missing from litellm's price map)",
     ["agent", "model"],
 )
 
 
-class RecordingLlmClient:
-    """Delegates to `inner` and keeps one `LlmCall` per call, for one job run."""
+class UsagePublishError(Exception):
+    """The USAGE stream did not take a usage event: an infrastructure failure."""
 
-    def __init__(self, inner: LlmClient, agent: str) -> None:
-        self.inner = inner
-        self.agent = agent
-        self.calls: list[LlmCall] = []
 
-    async def complete(
-        self,
-        *,
-        model: str,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None,
-        temperature: float | None,
-        max_tokens: int,
-        timeout: float,
-        num_retries: int,
-        api_base: str | None,
-        fallback_price: ModelPrice | None = None,
-    ) -> LlmResponse:
+def record_metrics(agent: str, call: LlmCallRecord) -> None:
+    outcome = "error" if not call.success else ("cache_hit" if call.cache_hit else "ok")
+    LLM_CALLS.labels(agent=agent, model=call.model, outcome=outcome).inc()
+    LLM_TOKENS.labels(agent=agent, model=call.model, kind="prompt").inc(call.prompt_tokens)
+    LLM_TOKENS.labels(agent=agent, model=call.model, kind="completion").inc(call.completion_tokens)
+    LLM_COST.labels(agent=agent, model=call.model).inc(float(call.cost_usd))
+    if call.cost_estimated:
+        LLM_COST_ESTIMATED.labels(agent=agent, model=call.model).inc()
+
+
+class UsagePublisher:
+    """`CallObserver` for one delivery of one job."""
+
+    def __init__(self, bus: Bus, delivery: Delivery) -> None:
+        self.bus = bus
+        self.delivery = delivery
+        self.published: list[str] = []
+
+    async def before_llm_call(
+        self, *, job: AgentJob, model: str, turn: int, attempt: int, max_tokens: int
+    ) -> None:
+        # The ledger reservation (svc.ledger.reserve, ARCHITECTURE.md §5) belongs here once
+        # the contracts carry its request/reply models; until then calls are not capped.
+        return None
+
+    async def after_llm_call(self, *, job: AgentJob, record: LlmCallRecord) -> None:
+        record_metrics(job.agent.value, record)
+        event = usage_event(job, self.delivery, record)
         try:
-            response = await self.inner.complete(
-                model=model, messages=messages, tools=tools, temperature=temperature,
-                max_tokens=max_tokens, timeout=timeout, num_retries=num_retries,
-                api_base=api_base, fallback_price=fallback_price,
-            )
-        except LlmCallError as exc:
-            self._record(LlmCall(model=model, provider=exc.provider, prompt_tokens=0,
-                                 completion_tokens=0, latency_ms=exc.latency_ms, success=False,
-                                 cost_usd=Decimal(0), error=str(exc)[:1000]))
-            raise
-        self._record(
-            LlmCall(
-                model=response.model or model,
-                provider=response.provider,
-                prompt_tokens=response.prompt_tokens,
-                completion_tokens=response.completion_tokens,
-                latency_ms=response.latency_ms,
-                success=True,
-                cost_usd=response.cost_usd,
-                cache_hit=response.cache_hit,
-            ),
-            estimated=response.cost_estimated,
-        )
-        return response
-
-    def _record(self, call: LlmCall, *, estimated: bool = False) -> None:
-        self.calls.append(call)
-        outcome = "error" if not call.success else ("cache_hit" if call.cache_hit else "ok")
-        LLM_CALLS.labels(agent=self.agent, model=call.model, outcome=outcome).inc()
-        LLM_TOKENS.labels(agent=self.agent, model=call.model, kind="prompt").inc(call.prompt_tokens)
-        LLM_TOKENS.labels(agent=self.agent, model=call.model, kind="completion").inc(
-            call.completion_tokens)
-        LLM_COST.labels(agent=self.agent, model=call.model).inc(float(call.cost_usd))
-        if estimated:
-            LLM_COST_ESTIMATED.labels(agent=self.agent, model=call.model).inc()
+            await self.bus.publish(event, subjects.usage(job.user_id))
+        except Exception as exc:
+            raise UsagePublishError(f"usage event {event.id}: {type(exc).__name__}: {exc}") from exc
+        self.published.append(event.id)

@@ -1,0 +1,68 @@
+"""The agent-runner process: subscribers for the agent types it serves, plus ops endpoints.
+
+Stateless: no database. Scaling is per agent pool - every replica serving `transport` shares
+the durable `runner-transport`, so JetStream spreads transport jobs across them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from tripmesh_kit.bus import Bus, make_broker, provision
+from tripmesh_kit.logging import get_logger
+from tripmesh_kit.ops import nats_check, ops_router
+
+from tripmesh_agent_runner.handlers import JobRunner, register_handlers
+from tripmesh_agent_runner.llm.base import LlmClient
+from tripmesh_agent_runner.llm.litellm_client import LitellmClient  # lazy: no litellm import yet
+from tripmesh_agent_runner.settings import Settings
+from tripmesh_agent_runner.tools import build_tool_registry
+from tripmesh_agent_runner.tools.climate import OPEN_METEO_URL
+
+log = get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None, llm: LlmClient | None = None) -> FastAPI:
+    """`llm` replaces the litellm client (tests of the wiring); None = litellm."""
+    settings = settings or Settings()
+    # graceful_timeout: on shutdown the broker stops fetching and waits this long for the jobs
+    # in hand to finish and publish their results (SIGTERM drain)
+    broker = make_broker(settings.nats_url, settings.service_name,
+                         graceful_timeout=settings.drain_timeout_seconds)
+    bus = Bus(broker)
+    client = llm or LitellmClient(local_price=settings.local_price())
+    tools = build_tool_registry(settings.weather_provider, settings.open_meteo_url or OPEN_METEO_URL)
+    runner = JobRunner(bus=bus, llm=client, tools=tools, settings=settings)
+    served = register_handlers(broker, runner)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if isinstance(client, LitellmClient):
+            # `import litellm` costs ~4 s of CPU: pay it (and register the local model) in a
+            # thread before taking jobs, not inside the first job with the loop blocked.
+            await asyncio.to_thread(lambda: client.litellm)
+        await broker.connect()
+        if settings.provision_streams:
+            await provision(bus.js)
+        await broker.start()
+        log.info("agent_runner_started", agents=[a.value for a in served],
+                 concurrency=settings.concurrency,
+                 models={a.value: settings.agent_config(a).model for a in served})
+        try:
+            yield
+        finally:
+            # stop fetching, wait for the jobs in hand (graceful_timeout), then disconnect
+            await broker.stop()
+            log.info("agent_runner_stopped")
+
+    app = FastAPI(title="tripmesh agent-runner", lifespan=lifespan)
+    app.include_router(ops_router({"nats": nats_check(lambda: broker._connection)}))
+    app.state.settings = settings
+    app.state.broker = broker
+    app.state.bus = bus
+    app.state.runner = runner
+    app.state.agents = served
+    return app
