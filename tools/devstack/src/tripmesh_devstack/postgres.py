@@ -15,12 +15,14 @@ the directories above pgdata and the binaries are made traversable/readable for 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -31,7 +33,6 @@ from tripmesh_devstack import procs
 from tripmesh_devstack.pgtools import (
     PostgresStartError,
     ensure_system_user,
-    make_reachable,
     make_readable_tree,
     pg_bin_dir,
     run_psql,
@@ -99,7 +100,6 @@ class PostgresServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             self._user = ensure_system_user()
-            make_reachable(self.pgdata)
             make_readable_tree(pg_bin_dir().parent)
         marker = self.directory / "initialized"
         if not marker.exists():
@@ -121,32 +121,45 @@ class PostgresServer:
                 for name in dirnames + filenames:
                     os.chown(Path(dirpath, name), uid, gid, follow_symlinks=False)
 
+    @contextlib.contextmanager
+    def _datadir(self) -> Iterator[tuple[str, tuple[int, ...]]]:
+        """The `-D` argument and the fds to pass for it.
+
+        As root, postgres runs as another user who may not traverse the directories above
+        pgdata: pytest's /tmp/pytest-of-root is 0700, and every pytest session that starts
+        resets it to 0700, so granting o+x there races with other test runs. Instead the
+        child inherits an O_PATH descriptor of pgdata and is given `/proc/self/fd/<n>`: the
+        kernel follows that link straight to the directory, without checking its ancestors.
+        Backends are forked, so they inherit the descriptor too.
+        """
+        if self._user is None:
+            yield str(self.pgdata), ()
+            return
+        fd = os.open(self.pgdata, os.O_PATH | os.O_DIRECTORY)
+        try:
+            yield f"/proc/self/fd/{fd}", (fd,)
+        finally:
+            os.close(fd)
+
     def _initdb(self) -> None:
         if self.pgdata.exists():  # a half-done initdb from an interrupted first start
             subprocess.run(["rm", "-rf", str(self.pgdata)], check=True)
         self.pgdata.mkdir(mode=0o700)
         self._chown(self.pgdata)
         user = self._user.pw_name if self._user else None
-        result = subprocess.run(
-            [
-                str(pg_bin_dir() / "initdb"),
-                "-D",
-                str(self.pgdata),
-                "--auth=trust",
-                "-U",
-                "postgres",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-instructions",
-            ],
-            cwd=self.pgdata,
-            user=user,
-            group=user,
-            extra_groups=[] if user else None,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        args = ["--auth=trust", "-U", "postgres", "--encoding=UTF8", "--locale=C", "--no-instructions"]
+        with self._datadir() as (datadir, fds):
+            result = subprocess.run(
+                [str(pg_bin_dir() / "initdb"), "-D", datadir, *args],
+                cwd=self.pgdata,
+                pass_fds=fds,
+                user=user,
+                group=user,
+                extra_groups=[] if user else None,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
         if result.returncode != 0:
             raise PostgresStartError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
         with (self.pgdata / "postgresql.conf").open("a") as conf:
@@ -216,12 +229,13 @@ class PostgresServer:
                 "or set DATABASE_URL to use a PostgreSQL you already run"
             )
         user = self._user.pw_name if self._user else None
-        with self.log_path.open("ab") as log:
+        with self.log_path.open("ab") as log, self._datadir() as (datadir, fds):
             # SIGINT on parent death = fast shutdown: clean, and quick enough.
             self._proc = procs.spawn(
-                [str(pg_bin_dir() / "postgres"), "-D", str(self.pgdata)],
+                [str(pg_bin_dir() / "postgres"), "-D", datadir],
                 cwd=self.pgdata,
                 stdout=log,
+                pass_fds=fds,
                 user=user,
                 group=user,
                 death_signal=signal.SIGINT,

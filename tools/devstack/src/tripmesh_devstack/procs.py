@@ -86,6 +86,7 @@ def spawn(
     stderr: Any = subprocess.STDOUT,
     user: str | None = None,
     group: str | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> Popen:
     """Start `argv` in its own session with a parent-death signal; stdin is always closed."""
     parent = os.getpid()
@@ -99,6 +100,7 @@ def spawn(
             stdout=stdout,
             stderr=stderr,
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
             user=user,
             group=group,
             extra_groups=[] if user is not None else None,  # drop root's supplementary groups too
