@@ -166,3 +166,5 @@ def test_no_orphans_after_supervisor_sigkill(tmp_path: Path, still_alive: Callab
     # The parent-death signal reaches the service itself, not its process group: a service's
     # own children are its business (the dummy stops its grandchild on SIGTERM, as it should).
     assert still_alive([grandchild], timeout=5) == []
+    # It could log its drain with its supervisor gone: it writes to the file, not to a pipe.
+    assert "dummy: SIGTERM, draining" in (tmp_path / "data" / "logs" / "dummy.log").read_text()

@@ -1,4 +1,4 @@
-"""Children's output: one line at a time, tagged `[service]` on the console, copied to a file.
+"""Children's output: written to `<data>/logs/<tag>.log`, echoed tagged `[service]` to the console.
 
 Colour only when the console is a TTY (and NO_COLOR is unset), so piped or CI output stays
 plain. Tags are padded to the longest name so the messages line up.
@@ -10,7 +10,9 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import IO, TextIO
+from typing import TextIO
+
+from tripmesh_devstack import procs
 
 _COLOURS = ["36", "32", "35", "33", "34", "96", "92", "95", "93", "94"]
 
@@ -54,16 +56,33 @@ class Console:
             self.out.flush()
 
 
-def start_pump(stream: IO[bytes], tag: str, log_path: Path, console: Console) -> threading.Thread:
-    """Copy `stream` line by line to `log_path` (appending) and the console until EOF."""
+def start_tail(
+    proc: procs.Popen, tag: str, log_path: Path, offset: int, console: Console
+) -> threading.Thread:
+    """Echo what `proc` appends to `log_path` (from `offset`) to the console until it exits.
+
+    Children write to their log file directly, not to a pipe we read: if the supervisor is
+    SIGKILLed, a pipe would break and a child logging its own drain would die of EPIPE
+    half-way through shutting down. A file outlives us; the console copy is best effort.
+    """
 
     def run() -> None:
-        with log_path.open("ab", buffering=0) as log:
-            log.write(f"--- devstack: {tag} started {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
-            for raw in iter(stream.readline, b""):
-                log.write(raw)
-                console.line(tag, raw.decode("utf-8", "replace").rstrip("\r\n"))
-            stream.close()
+        with log_path.open("rb") as fh:
+            fh.seek(offset)
+            pending = b""
+            while True:
+                exited = proc.poll() is not None  # read once more after the exit is seen
+                chunk = fh.read(1 << 16)
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    console.line(tag, raw.decode("utf-8", "replace").rstrip("\r"))
+                if exited and not chunk:
+                    if pending:
+                        console.line(tag, pending.decode("utf-8", "replace"))
+                    return
+                if not chunk:
+                    time.sleep(0.1)
 
     thread = threading.Thread(target=run, name=f"devstack-log-{tag}", daemon=True)
     thread.start()

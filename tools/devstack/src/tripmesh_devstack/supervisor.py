@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,7 +20,7 @@ from typing import TextIO
 import httpx
 
 from tripmesh_devstack import procs
-from tripmesh_devstack.logs import Console, start_pump
+from tripmesh_devstack.logs import Console, start_tail
 from tripmesh_devstack.nats import NatsServer
 from tripmesh_devstack.ports import free_ports
 from tripmesh_devstack.postgres import PostgresServer
@@ -299,15 +298,21 @@ class Stack:
         env = {**os.environ, **self.env, **replica.env, replica.spec.port_env: str(replica.port)}
         if not self.qdrant_url:
             env.pop("QDRANT_URL", None)  # an inherited one would override the local storage
+        log_path = self.logs_dir / f"{replica.log_name}.log"
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         replica.stopping = False
-        replica.proc = procs.spawn(
-            replica.spec.command(), env=env, stdout=subprocess.PIPE, death_signal=signal.SIGTERM
-        )
-        assert replica.proc.stdout is not None
-        replica.pump = start_pump(
-            replica.proc.stdout, replica.tag, self.logs_dir / f"{replica.log_name}.log", self.console
-        )
+        with log_path.open("ab") as log:
+            log.write(
+                f"--- devstack: {replica.tag} started {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode()
+            )
+            log.flush()
+            offset = log.tell()
+            # The child appends to its log file itself (see logs.start_tail for why not a pipe).
+            replica.proc = procs.spawn(
+                replica.spec.command(), env=env, stdout=log, death_signal=signal.SIGTERM
+            )
+        if self.console.out is not None:
+            replica.pump = start_tail(replica.proc, replica.tag, log_path, offset, self.console)
         self.run_dir.record(r.proc.pid for r in self.all_replicas() if r.proc is not None and r.running)
 
     def _reap(self, replicas: list[Replica], deadline: float) -> None:
@@ -324,6 +329,4 @@ class Stack:
 
     def _failure(self, replica: Replica, what: str) -> str:
         log = self.logs_dir / f"{replica.log_name}.log"
-        if replica.pump is not None and replica.proc is not None and replica.proc.poll() is not None:
-            replica.pump.join(2)  # let the last lines reach the file
         return f"{replica.tag} {what}. Last lines of {log}:\n{procs.tail(log)}"
