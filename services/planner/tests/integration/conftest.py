@@ -22,7 +22,6 @@ from tripmesh_contracts.messages import AgentJob, AgentResult, PlanChanged, Plan
 from tripmesh_contracts.plans import AgentName, Place, PlanRequest, PlanStatus
 from tripmesh_contracts.rpc import PlanGetRequest, PlanView
 from tripmesh_contracts.streams import runner_consumer
-
 from tripmesh_planner.app import PlannerService
 from tripmesh_planner.settings import Settings
 
@@ -151,6 +150,19 @@ class Harness:
 
     async def send(self, cmd: Any, subject: str) -> None:
         await self.js.publish(subject, cmd.to_bytes(), headers={"Nats-Msg-Id": cmd.id})
+
+    async def drained(self, stream: str, durable: str) -> None:
+        async def empty() -> bool:
+            info = await self.js.consumer_info(stream, durable)
+            return info.num_pending == 0 and info.num_ack_pending == 0
+
+        await wait_for(empty, f"{durable} drained")
+
+    async def commands_drained(self) -> None:
+        await self.drained("PLAN_COMMANDS", "planner-commands")
+
+    async def results_drained(self) -> None:
+        await self.drained("AGENT_RESULTS", "planner-results")
 
     async def view(self, user_id: str, plan_id: str) -> PlanView | None:
         reply = await self.planner.reads.get(PlanGetRequest(user_id=user_id, plan_id=plan_id))
