@@ -7,6 +7,7 @@ import io
 import os
 import re
 import signal
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -135,3 +136,13 @@ def test_one_stack_per_data_dir(tmp_path: Path, dummy_spec: Spec) -> None:
         with pytest.raises(StackError, match="another stack"):
             Stack(tmp_path, [dummy_spec("b")], **NO_INFRA).start()
         assert httpx.get(first.url("a") + "/readyz").status_code == 200
+
+
+def test_a_taken_service_port_fails_before_launch(tmp_path: Path, dummy_spec: Spec) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        stack = Stack(tmp_path, [dummy_spec("web", port=port)], **NO_INFRA)
+        with pytest.raises(StackError, match=rf"web: port {port} \(DUMMY_HTTP_PORT\) is in use"):
+            stack.start()

@@ -22,7 +22,7 @@ import httpx
 from tripmesh_devstack import procs
 from tripmesh_devstack.logs import Console, start_tail
 from tripmesh_devstack.nats import NatsServer
-from tripmesh_devstack.ports import free_ports
+from tripmesh_devstack.ports import free_ports, port_is_free
 from tripmesh_devstack.postgres import PostgresServer
 from tripmesh_devstack.rundir import RunDir
 from tripmesh_devstack.services import Replica, ServiceSpec, StackError
@@ -298,6 +298,9 @@ class Stack:
         env = {**os.environ, **self.env, **replica.env, replica.spec.port_env: str(replica.port)}
         if not self.qdrant_url:
             env.pop("QDRANT_URL", None)  # an inherited one would override the local storage
+        if not port_is_free(replica.port):
+            # Otherwise readiness could be answered by whatever holds the port (an old stack).
+            raise StackError(f"{replica.tag}: port {replica.port} ({replica.spec.port_env}) is in use")
         log_path = self.logs_dir / f"{replica.log_name}.log"
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         replica.stopping = False
