@@ -1,0 +1,72 @@
+"""How the process reads its environment (no server needed; lives here with the wiring tests
+because the unit-test folder belongs to the engine's owner)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from tripmesh_agent_runner.llm.base import LOCAL_MODEL
+from tripmesh_agent_runner.settings import PROVIDER_TIERS, Settings
+from tripmesh_contracts.plans import AgentName
+
+PROVIDER_KEYS = [key for key, _ in PROVIDER_TIERS.values()]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("AGENT_RUNNER_") or "_AGENT_" in name or name in PROVIDER_KEYS:
+            monkeypatch.delenv(name)
+
+
+def test_without_a_provider_key_every_agent_uses_the_local_stand_in() -> None:
+    settings = Settings()
+    assert settings.agents == list(AgentName)
+    assert settings.concurrency == 8
+    assert {settings.agent_config(a).model for a in AgentName} == {LOCAL_MODEL}
+
+
+def test_a_provider_key_selects_the_seed_tiers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    settings = Settings()
+    models = {a: settings.agent_config(a).model for a in AgentName}
+    assert models[AgentName.PLANNING] == models[AgentName.TRANSPORT] == "gpt-5"
+    assert models[AgentName.LOCATION] == models[AgentName.ACTIVITY] == "gpt-5-mini"
+    assert models[AgentName.ACCOMMODATION] == "gpt-5-mini"
+    assert models[AgentName.BUDGET] == models[AgentName.WEATHER] == "gpt-5-nano"
+    monkeypatch.setenv("AGENT_RUNNER_MODEL_PROVIDER", "local")
+    assert Settings().agent_config(AgentName.PLANNING).model == LOCAL_MODEL
+
+
+def test_per_agent_names_and_agent_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_RUNNER_AGENTS", " Transport,accommodation,transport ")
+    monkeypatch.setenv("AGENT_RUNNER_CONCURRENCY", "3")
+    monkeypatch.setenv("PLANNING_AGENT_MODEL", "ollama/llama3.1")
+    monkeypatch.setenv("PLANNING_AGENT_API_BASE", "http://gpu-box:11434")
+    monkeypatch.setenv("PLANNING_AGENT_TEMPERATURE", "0.3")
+    monkeypatch.setenv("PLANNING_AGENT_MAX_TOKENS", "2000")
+    monkeypatch.setenv("PLANNING_AGENT_TIMEOUT", "45")  # the seeds' name
+    monkeypatch.setenv("AGENT_RUNNER_PLANNING_NUM_RETRIES", "5")
+    monkeypatch.setenv("AGENT_RUNNER_PLANNING_INPUT_PRICE_PER_1K", "0")
+    monkeypatch.setenv("AGENT_RUNNER_PLANNING_OUTPUT_PRICE_PER_1K", "0")
+    settings = Settings()
+    assert settings.agents == [AgentName.TRANSPORT, AgentName.ACCOMMODATION]
+    assert settings.concurrency == 3
+    planning = settings.agent_config(AgentName.PLANNING)
+    assert (planning.model, planning.api_base) == ("ollama/llama3.1", "http://gpu-box:11434")
+    assert (planning.temperature, planning.max_tokens) == (0.3, 2000)
+    assert (planning.timeout_seconds, planning.num_retries) == (45.0, 5)
+    assert planning.fallback_price.cost(1000, 1000) == 0
+    # another agent keeps the defaults, including a non-zero fallback price
+    budget = settings.agent_config(AgentName.BUDGET)
+    assert budget.fallback_price.cost(1000, 1000) > Decimal(0)
+    assert budget.num_retries == settings.default_num_retries
+
+
+def test_an_unknown_agent_name_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_RUNNER_AGENTS", "transport,teleport")
+    with pytest.raises(ValueError, match="teleport"):
+        Settings()
