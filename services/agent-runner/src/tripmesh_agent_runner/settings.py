@@ -160,7 +160,8 @@ class Settings(ServiceSettings):
     """AGENT_RUNNER_AGENTS: comma list of the agent types this replica serves."""
     concurrency: int = Field(default=8, ge=1)
     """Jobs in flight per agent type per replica (the pull subscriber's max_workers)."""
-    http_port: int = 8083
+    http_port: int = 8082
+    """AGENT_RUNNER_HTTP_PORT: /healthz, /readyz, /metrics (devstack uses 8082 too)."""
     deadline_grace_seconds: float = Field(default=300.0, ge=0)
     """A job whose deadline passed more than this long ago is answered `deadline_exceeded`
     without calling the LLM: the planner has given up on it (or the plan was cancelled)."""
