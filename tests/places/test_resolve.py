@@ -145,3 +145,11 @@ def test_airports_near_lisbon() -> None:
 def test_main_airports_of_cities(query: str, iata: str) -> None:
     place = places.resolve(query).place
     assert place is not None and place.iata == iata
+
+
+def test_only_shipped_datasets_can_be_chosen() -> None:
+    from tripmesh_places.cities import DATASETS, CityIndex
+
+    assert places.DEFAULT_MIN_POPULATION in DATASETS
+    with pytest.raises(ValueError, match="min_population"):
+        CityIndex(1234)

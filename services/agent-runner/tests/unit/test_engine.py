@@ -226,3 +226,11 @@ def test_parse_json_object() -> None:
     for bad in ("", "[1, 2]", "no json"):
         with pytest.raises(ValueError):
             parse_json_object(bad)
+
+
+async def test_a_turn_runs_at_most_sixteen_tool_calls(make_job: JobFactory, tools: ToolRegistry) -> None:
+    calls = [ToolCallRequest(f"c{i}", "place_info", '{"place": "Lisbon"}') for i in range(20)]
+    fan_out = LlmResponse(content=None, tool_calls=calls, provider="fake")
+    outcome = await run_agent(make_job(AgentName.WEATHER), ScriptedLlm(fan_out, answer(WEATHER_OK)), tools)
+    assert outcome.ok
+    assert [c.ok for c in outcome.tool_calls] == [True] * 16 + [False] * 4

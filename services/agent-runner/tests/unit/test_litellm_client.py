@@ -76,3 +76,16 @@ async def test_an_unreachable_provider_is_a_transient_llm_error(
             api_base="http://127.0.0.1:9/v1",
         )
     assert caught.value.transient and caught.value.provider == "openai"
+
+
+def test_the_local_model_answers_synchronous_completion_too(llm: LitellmClient) -> None:
+    from tripmesh_agent_runner.llm.local_model import register_local_model
+
+    assert register_local_model() == LOCAL_MODEL == register_local_model()  # idempotent
+    providers = [item["provider"] for item in llm.litellm.custom_provider_map]
+    assert providers.count("tripmesh-local") == 1
+    response = llm.litellm.completion(
+        model=LOCAL_MODEL,
+        messages=[{"role": "system", "content": "agent: nobody"}, {"role": "user", "content": "x"}],
+    )
+    assert "error" in json.loads(response.choices[0].message.content)

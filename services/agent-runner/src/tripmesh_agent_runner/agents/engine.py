@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from decimal import Decimal
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -17,10 +18,20 @@ from tripmesh_contracts import AgentJob
 from tripmesh_agent_runner.agents.common import AgentSpec
 from tripmesh_agent_runner.agents.outcome import AgentOutcome, LlmCallRecord, ToolCallRecord
 from tripmesh_agent_runner.agents.registry import AGENTS
-from tripmesh_agent_runner.llm.base import CallConfig, LlmCallConfig, LlmCallError, LlmClient, ModelPrice
+from tripmesh_agent_runner.llm.base import (
+    CallConfig,
+    LlmCallConfig,
+    LlmCallError,
+    LlmClient,
+    ModelPrice,
+    ToolCallRequest,
+)
 from tripmesh_agent_runner.tools.registry import ToolRegistry
 
 MAX_ERRORS_SHOWN = 8
+MAX_TOOL_CALLS_PER_TURN = 16
+"""More calls in one turn are answered with an error, not run: a runaway model must not fan out."""
+RECORDED_ARGUMENTS_CHARS = 500
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
 
 
@@ -72,6 +83,26 @@ def validate_answer(
     if errors:
         return None, errors[:MAX_ERRORS_SHOWN]
     return model.model_dump(mode="json", by_alias=True), []
+
+
+async def _answer_tool_call(
+    call: ToolCallRequest, index: int, turn: int, spec: AgentSpec, tools: ToolRegistry
+) -> tuple[str, ToolCallRecord]:
+    """(tool message content, record) for one requested call: refused unless allow-listed."""
+    arguments = call.arguments[:RECORDED_ARGUMENTS_CHARS]
+    if call.name not in spec.allowed_tools:
+        refusal = json.dumps({"error": f"tool {call.name!r} is not available to this agent"})
+        return refusal, ToolCallRecord(
+            call.name, arguments, turn, ok=False, refused=True, error="not on the allow-list"
+        )
+    if index >= MAX_TOOL_CALLS_PER_TURN:
+        error = f"more than {MAX_TOOL_CALLS_PER_TURN} tool calls in one turn"
+        return json.dumps({"error": error}), ToolCallRecord(call.name, arguments, turn, ok=False, error=error)
+    result = await tools.execute(call.name, call.arguments)
+    record = ToolCallRecord(
+        call.name, arguments, turn, ok=result.ok, error=result.error, duration_ms=result.duration_ms
+    )
+    return result.as_message_content(), record
 
 
 def _retry_message(errors: list[str]) -> dict[str, Any]:
@@ -136,7 +167,7 @@ async def run_agent(
         except LlmCallError as exc:
             failed = LlmCallRecord(
                 model=config.model, provider=exc.provider, prompt_tokens=0, completion_tokens=0,
-                cost_usd=fallback_price.cost(0, 0), latency_ms=exc.latency_ms, turn=turn, attempt=attempt,
+                cost_usd=Decimal(0), latency_ms=exc.latency_ms, turn=turn, attempt=attempt,
                 success=False, error=str(exc)[:500],
             )  # fmt: skip
             outcome.llm_calls.append(failed)
@@ -168,35 +199,10 @@ async def run_agent(
                     ],
                 }
             )
-            for call in response.tool_calls:
-                if call.name not in spec.allowed_tools:
-                    content = json.dumps({"error": f"tool {call.name!r} is not available to this agent"})
-                    outcome.tool_calls.append(
-                        ToolCallRecord(
-                            call.name,
-                            call.arguments[:500],
-                            turn,
-                            ok=False,
-                            refused=True,
-                            error="not on the allow-list",
-                        )
-                    )
-                else:
-                    result = await tools.execute(call.name, call.arguments)
-                    content = result.as_message_content()
-                    outcome.tool_calls.append(
-                        ToolCallRecord(
-                            call.name,
-                            call.arguments[:500],
-                            turn,
-                            ok=result.ok,
-                            error=result.error,
-                            duration_ms=result.duration_ms,
-                        )
-                    )
-                messages.append(
-                    {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": content}
-                )
+            for index, call in enumerate(response.tool_calls):
+                content, tool_record = await _answer_tool_call(call, index, turn, spec, tools)
+                outcome.tool_calls.append(tool_record)
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
             continue
 
         output, errors = validate_answer(response.content, spec, job)
