@@ -55,7 +55,7 @@ async def test_walking_system(stack: Any, http: httpx.AsyncClient, js: Any,
 
     bob_plan = await bob.post("/api/v1/plans", json=plan_body(
         title="Fjord hiking in Norway", description="Mountain walks and ferries",
-        destinations=["Bergen", "Oslo"], origin="Berlin", budget_currency="NOK",
+        destinations=["Bergen, NO", "Oslo"], origin="Berlin", budget_currency="NOK",
         budget_total=60000, preferences={"interests": ["hiking", "nature"]}))
     assert bob_plan.status_code == 202, bob_plan.text
     bob_plan_id = bob_plan.json()["id"]
