@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -45,12 +46,15 @@ class PlannerService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         dsn = settings.database_url
+        # graceful_timeout: on shutdown the broker stops fetching and waits this long for the
+        # handlers in flight (SIGTERM drain). FastStream's INFO access lines go to a stdlib
+        # logger that follows the process level, so the JSON log stays ours.
         self.broker = make_broker(settings.nats_url, "planner",
-                                  graceful_timeout=settings.drain_timeout_seconds)
+                                  graceful_timeout=settings.drain_timeout_seconds,
+                                  logger=logging.getLogger("faststream.planner"))
         self.bus = Bus(self.broker)
         self.pool = make_pool(dsn, name="planner", max_size=settings.db_pool_size)
-        workers = settings.command_workers + settings.result_workers
-        self.lock_pool = make_lock_pool(dsn, size=workers + 2)
+        self.lock_pool = make_lock_pool(dsn, size=settings.lock_pool_size)
         self.checkpoint_pool = make_checkpoint_pool(dsn, settings.checkpoint_schema,
                                                     settings.checkpoint_pool_size)
         self.store = Store(self.pool, settings.db_schema)

@@ -207,7 +207,9 @@ def build_plan_data(
     planning = outcomes.get(AgentName.PLANNING.value)
     written = (planning or {}).get("output") or {} if is_ok(planning) else {}
     has_plan = status in (PlanStatus.COMPLETED, PlanStatus.PARTIAL)
-    itinerary = normalize_itinerary(written.get("itinerary"), request) if has_plan else []
+    # the agent-runner's planning schema names the list `days`; `itinerary` is accepted too
+    raw_days = written.get("itinerary", written.get("days"))
+    itinerary = normalize_itinerary(raw_days, request) if has_plan else []
     budget_outcome = outcomes.get(AgentName.BUDGET.value)
     budget = dict((budget_outcome or {}).get("output") or {}) if is_ok(budget_outcome) else {}
     budget["accepted_overrun"] = accepted_overrun

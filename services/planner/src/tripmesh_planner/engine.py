@@ -27,7 +27,7 @@ from langgraph.types import Command
 from tripmesh_contracts.plans import Stage
 from tripmesh_kit.logging import get_logger
 
-from tripmesh_planner import domain
+from tripmesh_planner import domain, metrics
 from tripmesh_planner.locks import PlanLocks
 from tripmesh_planner.runtime import Runtime
 from tripmesh_planner.store import PlanRow, RunRow
@@ -81,16 +81,16 @@ class Engine:
             resume = await self._resume_value(run, snap.interrupts[0].value)
             if resume is None:
                 return False
-            await self._invoke(Command(resume=resume), config)
+            await self._invoke(Command(resume=resume), config, "resume")
             return True
         if snap.next:
             log.info("graph_continued_after_interruption", plan_id=plan_id, next=list(snap.next))
-            await self._invoke(None, config)
+            await self._invoke(None, config, "continue")
             return True
         if not snap.values:
             if run.state != "active":
                 return False
-            await self._invoke(initial_state(plan, run), config)
+            await self._invoke(initial_state(plan, run), config, "start")
             return True
         if run.state == "finished":
             return await self.rt.store.activate_next_queued(plan_id) is not None
@@ -105,7 +105,8 @@ class Engine:
             run.run_id, Stage(waiting["stage"]), int(waiting["round"]))
         return None if outcomes is None else {"outcomes": outcomes}
 
-    async def _invoke(self, payload: Any, config: RunnableConfig) -> None:
+    async def _invoke(self, payload: Any, config: RunnableConfig, kind: str) -> None:
+        metrics.GRAPH_STEPS.labels(kind=kind).inc()
         # durability="sync": the checkpoint of each step is written before the next step
         # starts, so a crash never loses a step whose side effects already happened.
         await self.graph.ainvoke(payload, config, durability="sync")

@@ -26,7 +26,7 @@ from tripmesh_contracts import subjects
 from tripmesh_contracts.messages import AgentJob, PlanChanged
 from tripmesh_contracts.plans import STAGE_AGENTS, EventKind, PlanRequest, PlanStatus, Stage
 
-from tripmesh_planner import domain
+from tripmesh_planner import domain, metrics
 from tripmesh_planner.domain import BudgetVerdict
 from tripmesh_planner.events import RunRef
 from tripmesh_planner.runtime import Runtime
@@ -201,6 +201,7 @@ def build_graph(
         await emit(run, EventKind(status.value), status=status, stage=Stage.FINALIZE,
                    percentage=done, message=stored["status_reason"], move_plan=False,
                    data={"version": run.version})
+        metrics.RUNS_FINISHED.labels(status=status.value).inc()
         return {}
 
     graph = StateGraph(RunState)

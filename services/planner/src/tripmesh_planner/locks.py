@@ -11,12 +11,15 @@ collision only serialises two unrelated plans, never lets two runs of one plan o
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 from tripmesh_kit.consume import TransientError
+
+from tripmesh_planner import metrics
 
 PLANNER_LOCK_SPACE = 0x504C4E  # "PLN": keeps our keys apart from other advisory locks
 
@@ -46,17 +49,25 @@ class PlanLocks:
         """Hold the plan's lock; TransientError (-> nak, retried later) if another replica
         keeps it longer than the timeout."""
         async with self._local_lock(plan_id), self.pool.connection() as conn:
+            started = time.perf_counter()
             try:
                 await conn.execute(f"SET lock_timeout = {self.timeout_ms}")
                 await conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))",
                                    (PLANNER_LOCK_SPACE, plan_id))
             except psycopg.errors.LockNotAvailable as exc:
                 raise TransientError(f"plan {plan_id} is busy in another replica") from exc
+            metrics.LOCK_WAIT_SECONDS.observe(time.perf_counter() - started)
             try:
                 yield
             finally:
-                await conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))",
-                                   (PLANNER_LOCK_SPACE, plan_id))
+                try:
+                    await conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))",
+                                       (PLANNER_LOCK_SPACE, plan_id))
+                except BaseException:
+                    # Never hand a session that may still hold the lock back to the pool:
+                    # closing it is what releases the lock server-side.
+                    await conn.close()
+                    raise
 
 
 def make_lock_pool(conninfo: str, size: int) -> AsyncConnectionPool:

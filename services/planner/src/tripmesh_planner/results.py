@@ -13,7 +13,7 @@ from tripmesh_contracts.messages import AgentResult
 from tripmesh_contracts.plans import AgentName, EventKind, PlanStatus, Stage
 from tripmesh_kit.logging import get_logger
 
-from tripmesh_planner import domain
+from tripmesh_planner import domain, metrics
 from tripmesh_planner.engine import Engine
 from tripmesh_planner.events import RunRef
 from tripmesh_planner.executions import FINAL, Applied
@@ -53,6 +53,7 @@ class Results:
         rt = self.rt
         applied = await rt.executions.apply_result(
             result, rt.settings.attempts_for, rt.settings.deadline_for)
+        metrics.AGENT_OUTCOMES.labels(agent=result.agent.value, outcome=applied.kind).inc()
         if applied.row is None:
             log.info("result_for_unknown_job_ignored", job_id=result.job_id)
             return

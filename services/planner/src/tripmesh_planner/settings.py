@@ -35,11 +35,15 @@ class Settings(ServiceSettings):
     unpublished_after_seconds: float = Field(default=5.0, ge=0)
     """A recorded job still unpublished after this long is published again (same id)."""
 
-    command_workers: int = Field(default=8, ge=1)
+    command_workers: int = Field(default=4, ge=1)
     result_workers: int = Field(default=16, ge=1)
     rpc_workers: int = Field(default=8, ge=1)
-    db_pool_size: int = Field(default=24, ge=2)
-    checkpoint_pool_size: int = Field(default=8, ge=1)
+    db_pool_size: int = Field(default=10, ge=2)
+    lock_pool_size: int = Field(default=8, ge=1)
+    """Sessions holding plan locks: how many plans one replica advances at the same time."""
+    checkpoint_pool_size: int = Field(default=2, ge=1)
+    """AsyncPostgresSaver serialises its queries per process (an asyncio lock), so more
+    connections than two buy nothing."""
     lock_timeout_seconds: float = Field(default=60.0, gt=0)
     """How long a handler waits for another replica's work on the same plan before nak."""
 

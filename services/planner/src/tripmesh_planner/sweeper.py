@@ -12,6 +12,7 @@ import contextlib
 
 from tripmesh_kit.logging import get_logger
 
+from tripmesh_planner import metrics
 from tripmesh_planner.engine import Engine
 from tripmesh_planner.results import announce
 
@@ -33,6 +34,7 @@ class Sweeper:
             assert applied.row is not None
             log.warning("agent_job_overdue", job_id=applied.row["job_id"], agent=applied.row["agent"],
                         attempt=applied.row["attempt"], outcome=applied.kind)
+            metrics.JOBS_EXPIRED.labels(agent=applied.row["agent"], outcome=applied.kind).inc()
             await announce(rt, applied)
             touched.add(applied.row["plan_id"])
             acted += 1

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from tripmesh_contracts.messages import AgentJob, AgentResult
 from tripmesh_contracts.plans import AgentName, EventKind, PlanStatus, Stage
-
 from tripmesh_planner.app import PlannerService
 
 from .conftest import Harness, result_for, wait_for

@@ -137,6 +137,13 @@ def test_plan_data_shape() -> None:
     assert data["budget"] == {"within_budget": True, "total": 900, "accepted_overrun": False}
 
 
+def test_plan_data_reads_the_runners_days_list_too() -> None:
+    planning = ok("planning", {"days": [{"day_number": 2, "destination": "Lisbon", "title": "Sintra"}],
+                               "summary": "s"})
+    data = domain.build_plan_data(request(days=3), all_ok(planning=planning), PlanStatus.COMPLETED)
+    assert [d["title"] for d in data["itinerary"]] == ["Day 1 in Lisbon", "Sintra", "Day 3 in Lisbon"]
+
+
 def test_plan_data_of_a_failed_run_has_no_itinerary() -> None:
     data = domain.build_plan_data(request(), all_ok(planning=degraded("planning")), PlanStatus.FAILED)
     assert data["itinerary"] == [] and data["summary"] == ""
