@@ -7,6 +7,7 @@ the durable `runner-transport`, so JetStream spreads transport jobs across them.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -30,8 +31,12 @@ def create_app(settings: Settings | None = None, llm: LlmClient | None = None) -
     settings = settings or Settings()
     # graceful_timeout: on shutdown the broker stops fetching and waits this long for the jobs
     # in hand to finish and publish their results (SIGTERM drain)
+    # FastStream's own access lines ("Received", "Processed") are INFO on a plain-text
+    # logger: route them to a stdlib logger that follows the process level (WARNING unless
+    # configured), so the JSON log stays ours; its errors still come through.
     broker = make_broker(settings.nats_url, settings.service_name,
-                         graceful_timeout=settings.drain_timeout_seconds)
+                         graceful_timeout=settings.drain_timeout_seconds,
+                         logger=logging.getLogger("tripmesh_agent_runner.broker"))
     bus = Bus(broker)
     client = llm or LitellmClient(local_price=settings.local_price())
     tools = build_tool_registry(settings.weather_provider, settings.open_meteo_url or OPEN_METEO_URL)
