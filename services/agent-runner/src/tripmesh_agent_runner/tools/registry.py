@@ -3,6 +3,7 @@ OpenAI-style function specs and executed by name with validated arguments."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import time
@@ -106,9 +107,14 @@ class ToolRegistry:
         except (ValueError, ValidationError) as exc:
             return done(False, error=f"invalid arguments for {name}: {exc}")
         try:
-            value = tool.func(args)
-            if inspect.isawaitable(value):
-                value = await value
+            if inspect.iscoroutinefunction(tool.func):
+                value = await tool.func(args)
+            else:
+                # Off the event loop: a first call may build an index or import holiday rules
+                # (~1 s), and the runner has other jobs and heartbeats in flight.
+                value = await asyncio.to_thread(tool.func, args)
+                if inspect.isawaitable(value):
+                    value = await value
         except ToolError as exc:
             return done(False, error=str(exc))
         except Exception as exc:
