@@ -68,7 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await runtime.broker.stop()
+            try:
+                await runtime.broker.stop()
+            except Exception as exc:  # e.g. still reconnecting: nothing left to drain anyway
+                log.warning("broker_stop_failed", error=repr(exc))
             await pool.close()
             log.info("gateway_stopped")
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import nats.errors
+from faststream.exceptions import FastStreamException
 from tripmesh_contracts import Envelope, PlanCreate, PlanRequest, new_id, subjects
 from tripmesh_contracts.rpc import BudgetCheckReply, BudgetCheckRequest
 from tripmesh_kit.logging import get_logger
@@ -23,6 +25,9 @@ from tripmesh_gateway.store import PlanIndexRow, UserRecord
 
 log = get_logger(__name__)
 
+PUBLISH_ERRORS = (nats.errors.Error, FastStreamException, OSError, TimeoutError)
+"""What a publish raises when the bus will not take the message (after the kit's retries)."""
+
 
 @dataclass(frozen=True)
 class Acceptance:
@@ -31,7 +36,8 @@ class Acceptance:
     """True when an earlier request with the same Idempotency-Key created the plan."""
 
 
-def publish_failed(exc: BaseException) -> ApiProblem:
+def publish_failed(exc: BaseException, plan_id: str | None = None) -> ApiProblem:
+    extra = {"plan_id": plan_id} if plan_id else {}
     return ApiProblem(
         503,
         "Service Unavailable",
@@ -40,6 +46,7 @@ def publish_failed(exc: BaseException) -> ApiProblem:
         kind="bus-unavailable",
         headers={"Retry-After": "2"},
         cause=type(exc).__name__,
+        **extra,
     )
 
 
@@ -137,10 +144,10 @@ async def _ensure_published(runtime: Runtime, row: PlanIndexRow, *, replayed: bo
             await runtime.bus.publish_raw(
                 row.command.encode(), subjects.PLAN_CMD_CREATE, msg_id=create_message_id(row.plan_id)
             )
-        except Exception as exc:
+        except PUBLISH_ERRORS as exc:
             log.warning("plan_create_publish_failed", plan_id=row.plan_id, error=repr(exc)[:300])
             await runtime.store.mark_publish_failed(row.plan_id, repr(exc))
-            raise publish_failed(exc) from exc
+            raise publish_failed(exc, row.plan_id) from exc
         await runtime.store.mark_published(row.plan_id)
         refreshed = await runtime.store.owned_plan(row.user_id, row.plan_id)
         row = refreshed or row
@@ -152,7 +159,7 @@ async def send_command(runtime: Runtime, command: Envelope, subject: str) -> Non
     """Publish a revise/cancel/decide/delete command, 503 when the bus will not take it."""
     try:
         await runtime.bus.publish(command, subject)
-    except Exception as exc:
+    except PUBLISH_ERRORS as exc:
         log.warning(
             "plan_command_publish_failed", subject=subject, plan_id=command.plan_id, error=repr(exc)[:300]
         )

@@ -7,7 +7,8 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -48,16 +49,25 @@ def password_problems(password: str, email: str, username: str) -> list[FieldErr
     return errors
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        # 2500, 2500.0 and 2500.00 are one amount: normalise away the exponent.
+        return format(value.normalize(), "f")
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value)
+
+
 def canonical_json(value: Any) -> str:
-    """One spelling per value: sorted keys, no whitespace - so a hash ignores formatting."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """One spelling per value: sorted keys, no whitespace, one form per number or date."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain)
 
 
 def request_hash(body: dict[str, Any]) -> str:
-    """Fingerprint of a create request (as validated, JSON mode) for Idempotency-Key checks.
+    """Fingerprint of a create request (as validated, python mode) for Idempotency-Key checks.
 
     Hashing the validated body rather than the raw bytes means key order, whitespace and
-    `2500` vs `2500.0` do not make a retry look like a different request."""
+    `2500` vs `"2500.00"` do not make a retry look like a different request."""
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 

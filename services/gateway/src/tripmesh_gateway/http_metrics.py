@@ -24,9 +24,17 @@ UNMATCHED = "unmatched"
 
 
 def route_template(scope: Scope) -> str:
-    route: Any = scope.get("route")
-    path = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return str(path) if path else UNMATCHED
+    """The matched route's full template. FastAPI >= 0.16x keeps included routers nested, so
+    `scope["route"].path` lacks the prefixes; its effective route context has the full one.
+    Otherwise the template is rebuilt from the concrete path and its path parameters."""
+    if scope.get("route") is None:
+        return UNMATCHED
+    context: Any = (scope.get("fastapi") or {}).get("effective_route_context")
+    full = getattr(context, "path_format", None)
+    if isinstance(full, str) and full:
+        return full
+    params = {str(v): k for k, v in (scope.get("path_params") or {}).items()}
+    return "/".join("{" + params[seg] + "}" if seg in params else seg for seg in scope["path"].split("/"))
 
 
 class HttpMetricsMiddleware:

@@ -138,29 +138,26 @@ class Users:
         return user, {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
-async def messages(js: JetStreamContext, stream: str, subject: str) -> list[Msg]:
-    """Every message currently stored on `subject` in `stream` (ephemeral ordered read)."""
-    info = await js.stream_info(stream, subjects_filter=subject)
-    total = sum((info.state.subjects or {}).values())
-    if total == 0:
-        return []
-    sub = await js.subscribe(
-        subject,
-        stream=stream,
-        ordered_consumer=True,
-        config=api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL),
-    )
-    try:
-        return [await sub.next_msg(timeout=5) for _ in range(total)]
-    finally:
-        await sub.unsubscribe()
+async def messages(js: JetStreamContext, stream: str, subject: str) -> list[api.RawStreamMsg]:
+    """Every message currently stored on `subject` in `stream`, read by sequence (works on
+    work-queue streams, which refuse the no-ack consumers a replay would use)."""
+    found: list[api.RawStreamMsg] = []
+    seq = 1
+    while True:
+        try:
+            msg = await js.get_msg(stream, seq=seq, subject=subject, next=True)
+        except NotFoundError:
+            return found
+        found.append(msg)
+        assert msg.seq is not None
+        seq = msg.seq + 1
 
 
-async def commands_of(js: JetStreamContext, user_id: str) -> list[Msg]:
+async def commands_of(js: JetStreamContext, user_id: str) -> list[api.RawStreamMsg]:
     """The plan commands in PLAN_COMMANDS sent on behalf of `user_id`."""
     out = []
     for msg in await messages(js, streams.PLAN_COMMANDS.name, subjects.PLAN_CMD_ALL):
-        if json.loads(msg.data).get("user_id") == user_id:
+        if json.loads(msg.data or b"{}").get("user_id") == user_id:
             out.append(msg)
     return out
 
@@ -172,7 +169,7 @@ async def users(client: httpx.AsyncClient, js: JetStreamContext) -> AsyncIterato
     for user_id in created.ids:
         for msg in await commands_of(js, user_id):
             with contextlib.suppress(NotFoundError):
-                await js.delete_msg(streams.PLAN_COMMANDS.name, msg.metadata.sequence.stream)
+                await js.delete_msg(streams.PLAN_COMMANDS.name, msg.seq)
         await js.purge_stream(streams.PLAN_EVENTS.name, subject=subjects.plan_events_filter(user_id))
 
 

@@ -36,7 +36,7 @@ CREATE TABLE {schema}.plans_index (
     idempotency_key  text,
     request_hash     text NOT NULL,
     request          jsonb NOT NULL,
-    command          jsonb NOT NULL,
+    command          text NOT NULL,
     title            text NOT NULL,
     created_at       timestamptz NOT NULL DEFAULT now(),
     published_at     timestamptz,

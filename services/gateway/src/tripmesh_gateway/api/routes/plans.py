@@ -91,7 +91,7 @@ async def create_plan(
     acceptance = await accept_plan(
         runtime,
         user,
-        body.model_dump(mode="json"),
+        body.model_dump(),
         request,
         idempotency_key=idempotency_key,
         plan_budget_usd=body.plan_budget_usd,
