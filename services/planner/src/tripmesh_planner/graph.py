@@ -201,6 +201,7 @@ def build_graph(
         await emit(run, EventKind(status.value), status=status, stage=Stage.FINALIZE,
                    percentage=done, message=stored["status_reason"], move_plan=False,
                    data={"version": run.version})
+        await rt.store.mark_announced(run.run_id)
         metrics.RUNS_FINISHED.labels(status=status.value).inc()
         return {}
 

@@ -287,15 +287,24 @@ class Store:
                 " WHERE run_id = %s AND status = 'pending'"), (run_id,))
         return {**stored, "completion_percentage": plan["completion_percentage"] if plan else 0}
 
+    async def mark_announced(self, run_id: str) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(self.q("UPDATE {s}.runs SET announced_at = now()"
+                                      " WHERE run_id = %s AND announced_at IS NULL"), (run_id,))
+
     async def claim_stalled(self, older_than: float, limit: int = 50) -> list[str]:
-        """Running plans nobody touched for a while: the sweeper re-checks them (a replica may
-        have died between two graph steps). Claiming stamps swept_at so replicas share."""
+        """Plans to re-check (a replica may have died between two graph steps): running ones
+        nobody touched for a while, and finished runs whose version was stored but not yet
+        announced. Claiming stamps swept_at, so replicas share the work."""
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(self.q(
                 "UPDATE {s}.plans SET swept_at = now() WHERE plan_id IN ("
-                " SELECT plan_id FROM {s}.plans WHERE deleted_at IS NULL AND status = ANY(%s)"
-                " AND updated_at < now() - make_interval(secs => %s)"
+                " SELECT plan_id FROM {s}.plans p WHERE deleted_at IS NULL"
                 " AND (swept_at IS NULL OR swept_at < now() - make_interval(secs => %s))"
+                " AND ((status = ANY(%s) AND updated_at < now() - make_interval(secs => %s))"
+                "  OR EXISTS (SELECT 1 FROM {s}.runs r WHERE r.plan_id = p.plan_id"
+                "   AND r.state = 'finished' AND r.announced_at IS NULL"
+                "   AND r.finished_at < now() - make_interval(secs => %s)))"
                 " ORDER BY updated_at LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING plan_id"),
-                (ACTIVE_STATUSES, older_than, older_than, limit))
+                (older_than, ACTIVE_STATUSES, older_than, older_than, limit))
             return [r[0] for r in await cur.fetchall()]

@@ -132,9 +132,10 @@ class Harness:
         self.services: list[PlannerService] = []
         self.agents = FakeAgents(self.js)
 
-    async def start_planner(self, **overrides: Any) -> PlannerService:
+    async def start_planner(self, *, consume: bool = True, sweep: bool = True,
+                            **overrides: Any) -> PlannerService:
         svc = PlannerService(self.settings.model_copy(update=overrides))
-        await svc.start()
+        await svc.start(consume=consume, sweep=sweep)
         self.services.append(svc)
         return svc
 

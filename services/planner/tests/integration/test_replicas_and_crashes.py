@@ -129,6 +129,55 @@ async def test_publish_failure_after_the_version_write_is_repaired_on_redelivery
     assert kinds[EventKind.COMPLETED] == 1 and kinds[EventKind.VERSION_CREATED] == 1
 
 
+async def test_sweeper_repairs_a_lost_publish_when_no_message_is_left_to_redeliver(
+    harness: Harness,
+) -> None:
+    """The planning result is applied outside any bus delivery, by a replica that consumes
+    nothing and has no sweeper, and its `plans.changed` publish fails: no message is left to
+    redeliver, so only another replica's sweeper can finish the run."""
+    held: list[AgentJob] = []
+
+    async def respond(job: AgentJob) -> list[AgentResult]:
+        if job.agent is AgentName.PLANNING:
+            held.append(job)
+            return []
+        return [result_for(job)]
+
+    harness.agents.respond = respond
+    cmd = await harness.create()
+
+    async def planning_out() -> bool:
+        return bool(held)
+
+    await wait_for(planning_out, "planning job out")
+    await harness.planner.stop()
+    harness.services.clear()
+    svc = await harness.start_planner(consume=False, sweep=False)
+    original = svc.bus.publish
+    failures: list[str] = []
+
+    async def flaky_publish(msg: Any, subject: str, headers: dict[str, str] | None = None) -> Any:
+        if subject.startswith("plans.changed.") and not failures:
+            failures.append(subject)
+            raise RuntimeError("simulated crash before plans.changed")
+        return await original(msg, subject, headers)
+
+    svc.bus.publish = flaky_publish  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        await svc.running.results.handle(result_for(held[0]))
+    view = await harness.view(cmd.user_id, cmd.plan_id)
+    assert view is not None and view.status is PlanStatus.COMPLETED  # version stored...
+    assert await harness.changed(cmd.plan_id) is None                  # ...but not announced
+    await harness.start_planner()
+
+    async def changed_published() -> bool:
+        return await harness.changed(cmd.plan_id) is not None
+
+    await wait_for(changed_published, "the sweeper re-published plans.changed")
+    kinds = Counter(e.kind for e in await harness.events(cmd))
+    assert kinds[EventKind.COMPLETED] == 1
+
+
 async def test_crash_between_stages_is_continued(harness: Harness) -> None:
     """A step that fails after the previous checkpoint (publishing the next stage's jobs)
     leaves the graph between two nodes; the next trigger continues it from there."""
