@@ -144,8 +144,20 @@ def trip() -> PlanRequest:
 
 
 @pytest.fixture
-def new_job() -> Callable[..., AgentJob]:
-    return make_job
+async def new_job(bus: Bus) -> AsyncIterator[Callable[..., AgentJob]]:
+    """`make_job`, remembering each job so its results and usage are purged afterwards (the
+    planner's and the ledger's durables on the shared server must not see them later)."""
+    made: list[AgentJob] = []
+
+    def factory(*args: Any, **kwargs: Any) -> AgentJob:
+        job = make_job(*args, **kwargs)
+        made.append(job)
+        return job
+
+    yield factory
+    for job in made:
+        await bus.js.purge_stream(streams.AGENT_RESULTS.name, subject=subjects.agent_result(job.plan_id))
+        await bus.js.purge_stream(streams.USAGE.name, subject=subjects.usage(job.user_id))
 
 
 @pytest.fixture
