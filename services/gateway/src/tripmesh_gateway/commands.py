@@ -37,7 +37,7 @@ class Acceptance:
 
 
 def publish_failed(exc: BaseException, plan_id: str | None = None) -> ApiProblem:
-    extra = {"plan_id": plan_id} if plan_id else {}
+    extra: dict[str, Any] = {"plan_id": plan_id} if plan_id else {}
     return ApiProblem(
         503,
         "Service Unavailable",

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import httpx
-import pytest
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from .conftest import PASSWORD, Users
+import httpx
+import jwt
+import pytest
+from tripmesh_gateway.signing_key import key_path
+
+from .conftest import PASSWORD, RunningGateway, Users
 
 pytestmark = pytest.mark.integration
 
@@ -113,3 +120,65 @@ async def test_refresh_rotates_and_works_once(client: httpx.AsyncClient, users: 
 async def test_unknown_refresh_token_is_401(client: httpx.AsyncClient) -> None:
     response = await client.post("/auth/refresh", json={"refresh_token": "made-up"})
     assert response.status_code == 401
+
+
+def forged(key: bytes, **overrides: Any) -> str:
+    now = datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "iss": "tripmesh-gateway",
+        "aud": "tripmesh-api",
+        "sub": "x",
+        "jti": "j",
+        "iat": now,
+        "exp": now + timedelta(minutes=5),
+        **overrides,
+    }
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm="HS256")
+
+
+async def test_every_auth_failure_is_401_problem_with_a_bearer_challenge(
+    client: httpx.AsyncClient, users: Users, gateway: RunningGateway
+) -> None:
+    user, auth = await users.new()
+    key = key_path(gateway.settings.data_dir).read_text().strip().encode()
+    now = int(datetime.now(UTC).timestamp())
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    unsigned = (
+        ".".join(
+            base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+            for part in (
+                {"alg": "none", "typ": "JWT"},
+                {
+                    "iss": "tripmesh-gateway",
+                    "aud": "tripmesh-api",
+                    "sub": user["id"],
+                    "jti": "j",
+                    "iat": now,
+                    "exp": now + 300,
+                },
+            )
+        )
+        + "."
+    )
+    cases = {
+        "missing": {},
+        "not bearer": {"Authorization": "Basic dXNlcjpwYXNz"},
+        "empty bearer": {"Authorization": "Bearer"},
+        "garbage": {"Authorization": "Bearer not.a.jwt"},
+        "alg none": {"Authorization": f"Bearer {unsigned}"},
+        "wrong key": {"Authorization": f"Bearer {forged(b'z' * 64, sub=user['id'])}"},
+        "wrong audience": {"Authorization": f"Bearer {forged(key, sub=user['id'], aud='other')}"},
+        "wrong issuer": {"Authorization": f"Bearer {forged(key, sub=user['id'], iss='other')}"},
+        "expired": {"Authorization": f"Bearer {forged(key, sub=user['id'], exp=an_hour_ago)}"},
+        "unknown user": {"Authorization": f"Bearer {forged(key, sub='no-such-user')}"},
+    }
+    # the control: the same forging with every claim right is accepted
+    good = await client.get("/auth/me", headers={"Authorization": f"Bearer {forged(key, sub=user['id'])}"})
+    assert good.status_code == 200
+    assert (await client.get("/auth/me", headers=auth)).status_code == 200
+    for name, headers in cases.items():
+        for path in ("/auth/me", "/plans", "/costs/summary"):
+            response = await client.get(path, headers=headers)
+            assert response.status_code == 401, (name, path, response.text)
+            assert response.headers["content-type"] == "application/problem+json", name
+            assert response.headers["www-authenticate"].startswith("Bearer"), name

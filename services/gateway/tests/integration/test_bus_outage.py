@@ -26,7 +26,9 @@ pytestmark = pytest.mark.integration
 
 
 async def wait_ready(http: httpx.AsyncClient, status: int) -> None:
-    while (await http.get("/readyz")).status_code != status:
+    while True:
+        if (await http.get("/readyz")).status_code == status:
+            return
         await asyncio.sleep(0.2)
 
 

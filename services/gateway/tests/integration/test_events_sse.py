@@ -131,7 +131,7 @@ async def test_a_revision_after_completion_keeps_the_replay_going(
 async def test_keep_alives_while_idle_and_consumer_removed_on_disconnect(
     client: httpx.AsyncClient, users: Users, js: JetStreamContext
 ) -> None:
-    user, auth = await users.new()
+    _, auth = await users.new()
     plan_id = await create(client, auth)
     before = (await js.stream_info(streams.PLAN_EVENTS.name)).state.consumer_count
 
@@ -146,7 +146,9 @@ async def test_keep_alives_while_idle_and_consumer_removed_on_disconnect(
 
     # Liveness bound, not a speed target: the consumer must go once the client is gone.
     async def consumer_gone() -> None:
-        while (await js.stream_info(streams.PLAN_EVENTS.name)).state.consumer_count != before:
+        while True:
+            if (await js.stream_info(streams.PLAN_EVENTS.name)).state.consumer_count == before:
+                return
             await asyncio.sleep(0.1)
 
     await asyncio.wait_for(consumer_gone(), timeout=20)
