@@ -51,8 +51,10 @@ class Emitter:
         """Publish one event; `move_plan` also records status/stage/percentage on the plan
         row first (the API's view), for a plan that is still running."""
         if move_plan:
+            # a plan waiting for the user says why (the API shows it as status_reason)
+            reason = message if status is PlanStatus.AWAITING_APPROVAL else None
             percentage = await self.store.set_progress(
-                run.plan_id, run.run_id, status, stage.value if stage else None, percentage)
+                run.plan_id, run.run_id, status, stage.value if stage else None, percentage, reason)
         event = PlanEvent(
             id=domain.event_id(run.run_id, kind.value, *key),
             user_id=run.user_id, plan_id=run.plan_id, correlation_id=run.correlation_id,

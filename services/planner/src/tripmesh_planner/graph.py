@@ -151,10 +151,12 @@ def build_graph(
         if stop := await cancelled(state):
             return stop
         budget = state.get("outcomes", {}).get("budget")
+        currency = state["request"].get("budget_currency", "USD")
         await emit(RunRef.of_state(state), EventKind.APPROVAL_REQUIRED,
                    status=PlanStatus.AWAITING_APPROVAL, key=(str(state.get("round", 0)),),
                    stage=Stage.BUDGET, percentage=domain.progress(Stage.BUDGET),
-                   message="the plan is still over budget: approve the overrun or reject",
+                   message=f"over budget by {domain.overrun_of(budget):.2f} {currency}"
+                           " after the cheaper options: approve the overrun or reject the plan",
                    data={"overrun": domain.overrun_of(budget),
                          "budget": (budget or {}).get("output") or {}})
         return {}

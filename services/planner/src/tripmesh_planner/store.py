@@ -241,16 +241,16 @@ class Store:
         return run.cancel_requested, run.cancel_reason
 
     async def set_progress(self, plan_id: str, run_id: str, status: PlanStatus, stage: str | None,
-                           percentage: int) -> int:
+                           percentage: int, reason: str | None = None) -> int:
         """Move a running plan's status/stage/percentage (never backwards, never out of a
         terminal status); returns the percentage to report."""
         async with self.pool.connection() as conn, conn.transaction():
             row = await self._one(conn, self.q(
                 "UPDATE {s}.plans SET status = %s, stage = COALESCE(%s, stage), updated_at = now(),"
-                " completion_percentage = GREATEST(completion_percentage, %s)"
+                " completion_percentage = GREATEST(completion_percentage, %s), status_reason = %s"
                 " WHERE plan_id = %s AND current_run_id = %s AND status = ANY(%s)"
                 " RETURNING completion_percentage"),
-                (status.value, stage, percentage, plan_id, run_id, ACTIVE_STATUSES))
+                (status.value, stage, percentage, reason, plan_id, run_id, ACTIVE_STATUSES))
         return int(row["completion_percentage"]) if row else percentage
 
     async def finalize_run(self, *, plan_id: str, run_id: str, user_id: str, version: int,

@@ -58,6 +58,7 @@ async def test_still_over_budget_waits_for_approval_then_approve_completes(harne
     cmd = await harness.create()
     view = await harness.wait_status(cmd, PlanStatus.AWAITING_APPROVAL, PlanStatus.COMPLETED)
     assert view.status is PlanStatus.AWAITING_APPROVAL
+    assert view.status_reason is not None and view.status_reason.startswith("over budget by 420.00 USD")
     assert [j.round for j in harness.agents.jobs_of(cmd.plan_id, AgentName.BUDGET)] == [0, 1, 2]
     assert harness.agents.jobs_of(cmd.plan_id, AgentName.PLANNING) == []
     events = await harness.events(cmd)
@@ -70,7 +71,7 @@ async def test_still_over_budget_waits_for_approval_then_approve_completes(harne
                        subjects.PLAN_CMD_DECIDE)  # a second answer does not overturn the first
     view = await harness.wait_status(cmd, PlanStatus.COMPLETED, PlanStatus.PARTIAL, PlanStatus.FAILED,
                                      PlanStatus.CANCELLED)
-    assert view.status is PlanStatus.COMPLETED
+    assert view.status is PlanStatus.COMPLETED and view.status_reason is None
     assert view.plan_data["budget"]["accepted_overrun"] is True
     planning = harness.agents.jobs_of(cmd.plan_id, AgentName.PLANNING)
     assert len(planning) == 1 and planning[0].context["budget_overrun_accepted"] is True
