@@ -146,6 +146,17 @@ def budget_verdict(outcome: dict[str, Any] | None, round_: int, max_rounds: int)
     return BudgetVerdict.RETRY if round_ < max_rounds else BudgetVerdict.APPROVAL
 
 
+def node_after_budget(ended: str | None, verdict: str | None) -> str:
+    """The graph's next node once the budget stage answered (graph.py's node names)."""
+    if ended:
+        return "finalize"
+    if verdict == BudgetVerdict.RETRY:
+        return "dispatch_options"
+    if verdict == BudgetVerdict.APPROVAL:
+        return "request_approval"
+    return "dispatch_planning"
+
+
 def overrun_of(outcome: dict[str, Any] | None) -> float:
     output = (outcome or {}).get("output") or {}
     try:

@@ -225,14 +225,7 @@ def build_graph(
         return route
 
     def after_budget(state: RunState) -> str:
-        if state.get("ended"):
-            return "finalize"
-        verdict = state.get("budget_verdict")
-        if verdict == BudgetVerdict.RETRY:
-            return "dispatch_options"
-        if verdict == BudgetVerdict.APPROVAL:
-            return "request_approval"
-        return "dispatch_planning"
+        return domain.node_after_budget(state.get("ended"), state.get("budget_verdict"))
 
     def edge(source: str, target: str) -> None:
         graph.add_conditional_edges(source, then(target), [target, "finalize"])

@@ -167,3 +167,30 @@ def test_snapshot_and_agent_results() -> None:
     assert snap.destinations == ["Lisbon"] and snap.countries == ["Portugal"] and snap.summary == "s"
     results = domain.agent_results({"weather": {**degraded("weather"), "attempt": 2, "output": None}})
     assert results == {"weather": {"status": "degraded", "reason": "boom", "attempt": 2}}
+
+
+@pytest.mark.parametrize(
+    ("ended", "verdict", "node"),
+    [
+        (None, BudgetVerdict.WITHIN, "dispatch_planning"),
+        (None, BudgetVerdict.UNKNOWN, "dispatch_planning"),
+        (None, BudgetVerdict.RETRY, "dispatch_options"),
+        (None, BudgetVerdict.APPROVAL, "request_approval"),
+        ("cancelled", BudgetVerdict.RETRY, "finalize"),
+    ],
+)
+def test_node_after_budget(ended: str | None, verdict: BudgetVerdict, node: str) -> None:
+    assert domain.node_after_budget(ended, verdict.value) == node
+
+
+def test_budget_loop_runs_options_at_most_max_rounds_more_times() -> None:
+    """Walk the loop as the graph does: always over budget -> rounds 0, 1, 2 then approval."""
+    over = ok("budget", {"within_budget": False, "overrun": 10})
+    round_, visited = 0, []
+    while True:
+        visited.append(round_)
+        verdict = domain.budget_verdict(over, round_, max_rounds=2)
+        if domain.node_after_budget(None, verdict.value) != "dispatch_options":
+            break
+        round_ += 1
+    assert visited == [0, 1, 2] and verdict is BudgetVerdict.APPROVAL
