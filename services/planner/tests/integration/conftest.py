@@ -208,9 +208,9 @@ class Harness:
         return PlanChanged.from_bytes(msg.data)
 
     async def close(self) -> None:
-        await self.agents.stop()
-        for svc in self.services:
+        for svc in self.services:  # first: no job is published after the fake agents stop
             await svc.stop()
+        await self.agents.stop()
 
 
 @pytest.fixture
