@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import nats.errors
+import psycopg
 import pytest
 from fastapi import FastAPI
 from tripmesh_gateway.api.errors import ApiProblem, field_errors, field_name, install_error_handlers
@@ -58,6 +60,14 @@ def app_under_test() -> FastAPI:
     @app.get("/teapot")
     async def teapot() -> None:
         raise ApiProblem(418, "I'm a teapot", "short and stout", kind="teapot", extra_field=1)
+
+    @app.get("/bus-down")
+    async def bus_down() -> None:
+        raise nats.errors.ConnectionClosedError
+
+    @app.get("/db-down")
+    async def db_down() -> None:
+        raise psycopg.OperationalError("connection refused")
 
     @app.get("/boom")
     async def boom() -> None:
@@ -141,3 +151,11 @@ async def test_other_errors_are_problems_too() -> None:
     assert boom.status_code == 500
     assert "secret internals" not in boom.text
     assert boom.headers["content-type"] == "application/problem+json"
+
+
+async def test_outages_are_503_problems() -> None:
+    bus = await call("GET", "/bus-down")
+    db = await call("GET", "/db-down")
+    assert (bus.status_code, bus.json()["type"]) == (503, "https://tripmesh.dev/problems/bus-unavailable")
+    assert (db.status_code, db.json()["type"]) == (503, "https://tripmesh.dev/problems/database-unavailable")
+    assert "connection refused" not in db.text

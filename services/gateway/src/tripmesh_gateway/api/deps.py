@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from tripmesh_contracts.ids import TOKEN_PATTERN, UnsafeTokenError, check_token
+from tripmesh_contracts.ids import UnsafeTokenError, check_token
 
 from tripmesh_gateway.api.errors import not_found, unauthorized
 from tripmesh_gateway.runtime import Runtime
@@ -73,7 +73,6 @@ IdempotencyKey = Annotated[
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)]
 
 __all__ = [
-    "TOKEN_PATTERN",
     "CurrentUser",
     "IdempotencyKey",
     "LastEventId",

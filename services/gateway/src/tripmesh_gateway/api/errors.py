@@ -7,14 +7,17 @@ wrote it (`destinations[1]`, `end_date`, `limit`), never pydantic's internal `lo
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
+import nats.errors
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from tripmesh_kit.logging import get_logger
 from tripmesh_kit.ops import problem
+from tripmesh_kit.pg import is_store_outage
 
 from tripmesh_gateway.domain import FieldError
 from tripmesh_gateway.rpc import ServiceError, ServiceUnavailable
@@ -145,7 +148,26 @@ def install_error_handlers(app: FastAPI) -> None:
         status = exc.error.status if 400 <= exc.error.status <= 599 else 502
         return ApiProblem(status, exc.error.title, exc.error.detail).response(instance=request.url.path)
 
+    async def on_bus_error(request: Request, exc: Exception) -> Response:
+        log.warning("bus_unavailable", path=request.url.path, error=repr(exc)[:200])
+        return ApiProblem(
+            503,
+            "Service Unavailable",
+            "the message bus is unavailable",
+            kind="bus-unavailable",
+            headers={"Retry-After": "2"},
+        ).response(instance=request.url.path)
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
+        if is_store_outage(exc):
+            log.warning("database_unavailable", path=request.url.path, error=repr(exc)[:200])
+            return ApiProblem(
+                503,
+                "Service Unavailable",
+                "the database is unavailable",
+                kind="database-unavailable",
+                headers={"Retry-After": "2"},
+            ).response(instance=request.url.path)
         log.exception("unhandled_error", path=request.url.path)
         return ApiProblem(500, "Internal Server Error", "an unexpected error occurred").response()
 
@@ -154,12 +176,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(ServiceUnavailable, on_unavailable)
     app.add_exception_handler(ServiceError, on_service_error)
+    app.add_exception_handler(nats.errors.Error, on_bus_error)
     app.add_exception_handler(Exception, on_unexpected)
 
 
 def _title(status: int) -> str:
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:

@@ -6,14 +6,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import nats.errors
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from tripmesh_kit.logging import get_logger
 
 from tripmesh_gateway.api.deps import LastEventId, OwnedPlan, RuntimeDep
 from tripmesh_gateway.api.errors import validation_problem
 from tripmesh_gateway.domain import FieldError
 from tripmesh_gateway.events import already_finished, replay
 
+log = get_logger(__name__)
 router = APIRouter(prefix="/plans", tags=["events"])
 
 
@@ -60,10 +63,20 @@ async def plan_events(
 ) -> AsyncIterator[ServerSentEvent]:
     settings = runtime.settings
     yield ServerSentEvent(comment="stream open", retry=settings.sse_retry_ms)
-    async for item in replay(runtime.bus.js, row.user_id, row.plan_id, after, settings.sse_keepalive_seconds):
-        if item is None:
-            yield ServerSentEvent(comment="keep-alive")
-            continue
+    try:
+        async for item in replay(
+            runtime.bus.js, row.user_id, row.plan_id, after, settings.sse_keepalive_seconds
+        ):
+            if item is None:
+                yield ServerSentEvent(comment="keep-alive")
+                continue
+            yield ServerSentEvent(
+                id=str(item.sequence), event=item.event.kind.value, raw_data=item.event.model_dump_json()
+            )
+    except (nats.errors.Error, TimeoutError) as exc:
+        # The response has started: the status can no longer say 503. Tell the client in-band;
+        # EventSource reconnects with Last-Event-ID and the replay resumes where it stopped.
+        log.warning("sse_stream_interrupted", plan_id=row.plan_id, error=repr(exc)[:200])
         yield ServerSentEvent(
-            id=str(item.sequence), event=item.event.kind.value, raw_data=item.event.model_dump_json()
+            event="error", data={"status": 503, "title": "event stream interrupted, reconnect"}
         )
