@@ -124,6 +124,29 @@ def agent_context(
     return context
 
 
+# --- revisions: what may be reused ---------------------------------------------------------
+
+REUSE_FIELDS: dict[AgentName, tuple[str, ...]] = {
+    AgentName.LOCATION: ("destinations", "origin", "start_date", "end_date", "traveler_count",
+                         "preferences"),
+    AgentName.WEATHER: ("destinations", "start_date", "end_date"),
+}
+"""The request fields the research agents depend on (they get no earlier outputs). Options,
+budget and planning read the budget and each other, so they always run again."""
+
+
+def reusable_agents(
+    stage: Stage, request: dict[str, Any], previous_request: dict[str, Any] | None,
+    feedback: str | None,
+) -> list[AgentName]:
+    """Agents of a revision whose inputs did not change: their previous output is reused.
+    Feedback goes to every agent, so a revision with feedback reuses nothing."""
+    if previous_request is None or feedback or stage is not Stage.RESEARCH:
+        return []
+    return [agent for agent, fields in REUSE_FIELDS.items()
+            if all(request.get(f) == previous_request.get(f) for f in fields)]
+
+
 # --- budget loop ---------------------------------------------------------------------------
 
 

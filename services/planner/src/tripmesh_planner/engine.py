@@ -38,11 +38,13 @@ MAX_STEPS = 16
 """Graph invocations per advance call: a guard against a loop, far above what one needs."""
 
 
-def initial_state(plan: PlanRow, run: RunRow) -> dict[str, Any]:
+def initial_state(plan: PlanRow, run: RunRow, parent: RunRow | None) -> dict[str, Any]:
     assert run.version is not None
     return {
         "plan_id": plan.plan_id, "user_id": plan.user_id, "run_id": run.run_id,
         "version": run.version, "parent_version": run.parent_version,
+        "parent_run_id": parent.run_id if parent else None,
+        "parent_request": parent.request if parent else None,
         "correlation_id": run.correlation_id or run.run_id, "request": run.request,
         "feedback": run.feedback, "started_at": datetime.now(UTC).isoformat(), "round": 0,
         "constraints": {}, "outcomes": {}, "accepted_overrun": False, "ended": None,
@@ -90,7 +92,8 @@ class Engine:
         if not snap.values:
             if run.state != "active":
                 return False
-            await self._invoke(initial_state(plan, run), config, "start")
+            parent = await self.rt.store.run_of_version(plan_id, run.parent_version)
+            await self._invoke(initial_state(plan, run, parent), config, "start")
             return True
         if run.state == "finished":
             return await self.rt.store.activate_next_queued(plan_id) is not None

@@ -16,11 +16,11 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 from tripmesh_contracts.messages import AgentJob, AgentResult
 from tripmesh_contracts.plans import STAGE_AGENTS, AgentName, Stage
 
 from tripmesh_planner import domain
+from tripmesh_planner.pgbase import SchemaStore
 
 FINAL = ("completed", "failed")
 NOT_RETRYABLE = frozenset({"budget_exhausted", "cancelled", "invalid_request"})
@@ -67,13 +67,7 @@ def next_attempt(job: AgentJob, deadline_seconds: float) -> AgentJob:
     })
 
 
-class Executions:
-    def __init__(self, pool: AsyncConnectionPool, schema: str = "planner") -> None:
-        self.pool = pool
-        self.schema = schema
-
-    def q(self, sql: str) -> str:
-        return sql.replace("{s}", f'"{self.schema}"')
+class Executions(SchemaStore):
 
     async def _insert(self, conn: AsyncConnection[Any], job: AgentJob) -> None:
         assert job.deadline is not None
@@ -164,6 +158,29 @@ class Executions:
                 await self._insert(conn, job)
                 applied.append(Applied("retry", updated, job))
         return applied
+
+    async def completed_rows(self, run_id: str, stage: Stage) -> dict[str, dict[str, Any]]:
+        """The completed first-round rows of a stage of an earlier run, by agent."""
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(self.q(
+                "SELECT DISTINCT ON (agent) * FROM {s}.agent_executions WHERE run_id = %s"
+                " AND stage = %s AND round = 0 AND status = 'completed' ORDER BY agent, attempt DESC"),
+                (run_id, stage.value))
+            return {r["agent"]: r for r in await cur.fetchall()}
+
+    async def record_reused(self, job: AgentJob, previous: dict[str, Any]) -> None:
+        """Record `job` as already completed with an earlier run's output (never published)."""
+        assert job.deadline is not None
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(self.q(
+                "INSERT INTO {s}.agent_executions (job_id, plan_id, run_id, user_id, version, stage,"
+                " round, agent, attempt, status, job, deadline_at, output, model, finished_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'completed', %s, %s, %s, %s, now())"
+                " ON CONFLICT DO NOTHING"),
+                (job.id, job.plan_id, job.run_id, job.user_id, job.version, job.stage.value, job.round,
+                 job.agent.value, job.attempt, Jsonb(job.model_dump(mode="json")), job.deadline,
+                 Jsonb(previous["output"]), f"reused:{previous['job_id']}"))
 
     async def unpublished(self, older_than: float, limit: int = 100) -> list[AgentJob]:
         """Recorded but never published (the process died in between)."""

@@ -49,6 +49,8 @@ class RunState(TypedDict, total=False):
     run_id: str
     version: int
     parent_version: int | None
+    parent_run_id: str | None
+    parent_request: dict[str, Any] | None
     correlation_id: str
     request: dict[str, Any]
     feedback: str | None
@@ -77,8 +79,9 @@ def build_graph(
     emit = rt.emitter.emit
 
     async def cancelled(state: RunState) -> dict[str, Any] | None:
-        requested, reason = await rt.store.cancel_state(state["run_id"])
-        if requested:
+        run = await rt.store.get_run(state["run_id"])
+        if run is None or run.cancel_requested:
+            reason = run.cancel_reason if run else "run not found"
             return {"ended": PlanStatus.CANCELLED.value, "end_reason": reason or "cancelled"}
         return None
 
@@ -119,7 +122,7 @@ def build_graph(
             await emit(run, EventKind.STAGE_STARTED, status=PlanStatus.PROCESSING,
                        key=(stage.value, str(round_)), stage=stage,
                        percentage=domain.progress(stage), data={"round": round_})
-            await rt.publish_jobs(jobs)
+            await rt.publish_jobs(await rt.reuse_previous(jobs, state))
             return {"timings": {f"{stage.value}:{round_}": {"started_at": now.isoformat()}}}
 
         return node

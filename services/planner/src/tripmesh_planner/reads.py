@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 from tripmesh_contracts.rpc import (
     PlanGetReply,
     PlanGetRequest,
@@ -23,6 +21,8 @@ from tripmesh_contracts.rpc import (
     PlanView,
     RpcError,
 )
+
+from tripmesh_planner.pgbase import SchemaStore
 
 NOT_FOUND = RpcError(status=404, title="Plan not found")
 
@@ -61,49 +61,40 @@ def version_view(row: dict[str, Any]) -> PlanVersionView:
     )
 
 
-class Reads:
-    def __init__(self, pool: AsyncConnectionPool, schema: str = "planner") -> None:
-        self.pool = pool
-        self.schema = schema
-
-    async def _rows(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(sql.replace("{s}", f'"{self.schema}"'), params)
-            return await cur.fetchall()
+class Reads(SchemaStore):
 
     async def _owns(self, user_id: str, plan_id: str) -> bool:
-        rows = await self._rows("SELECT 1 FROM {s}.plans WHERE plan_id = %s AND user_id = %s"
+        rows = await self._all("SELECT 1 FROM {s}.plans WHERE plan_id = %s AND user_id = %s"
                                 " AND deleted_at IS NULL", (plan_id, user_id))
         return bool(rows)
 
     async def get(self, req: PlanGetRequest) -> PlanGetReply:
-        rows = await self._rows(PLAN_SELECT + " WHERE p.plan_id = %s AND p.user_id = %s"
+        rows = await self._all(PLAN_SELECT + " WHERE p.plan_id = %s AND p.user_id = %s"
                                 " AND p.deleted_at IS NULL", (req.plan_id, req.user_id))
         if not rows:
             return PlanGetReply(error=NOT_FOUND)
         return PlanGetReply(plan=plan_view(rows[0]))
 
     async def list(self, req: PlanListRequest) -> PlanListReply:
-        rows = await self._rows(
+        rows = await self._all(
             PLAN_SELECT + " WHERE p.user_id = %s AND p.deleted_at IS NULL"
             " ORDER BY p.created_at DESC, p.plan_id DESC LIMIT %s OFFSET %s",
             (req.user_id, req.limit, req.offset))
-        total = await self._rows("SELECT count(*) AS n FROM {s}.plans WHERE user_id = %s"
+        total = await self._all("SELECT count(*) AS n FROM {s}.plans WHERE user_id = %s"
                                  " AND deleted_at IS NULL", (req.user_id,))
         return PlanListReply(items=[plan_view(r) for r in rows], total=total[0]["n"])
 
     async def versions(self, req: PlanVersionsRequest) -> PlanVersionsReply:
         if not await self._owns(req.user_id, req.plan_id):
             return PlanVersionsReply(error=NOT_FOUND)
-        rows = await self._rows("SELECT * FROM {s}.plan_versions WHERE plan_id = %s"
+        rows = await self._all("SELECT * FROM {s}.plan_versions WHERE plan_id = %s"
                                 " ORDER BY version DESC", (req.plan_id,))
         return PlanVersionsReply(items=[version_view(r) for r in rows])
 
     async def version(self, req: PlanVersionRequest) -> PlanVersionReply:
         if not await self._owns(req.user_id, req.plan_id):
             return PlanVersionReply(error=NOT_FOUND)
-        rows = await self._rows("SELECT * FROM {s}.plan_versions WHERE plan_id = %s AND version = %s",
+        rows = await self._all("SELECT * FROM {s}.plan_versions WHERE plan_id = %s AND version = %s",
                                 (req.plan_id, req.version))
         if not rows:
             return PlanVersionReply(error=RpcError(status=404, title="Version not found"))

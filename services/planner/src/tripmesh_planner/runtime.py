@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from tripmesh_contracts import subjects
 from tripmesh_contracts.messages import AgentJob
@@ -30,6 +31,31 @@ class Runtime:
         leaves an unpublished row that the sweeper publishes (same id)."""
         for job in await self.executions.record(jobs):
             await self.publish_recorded(job)
+
+    async def reuse_previous(self, jobs: list[AgentJob], state: Any) -> list[AgentJob]:
+        """Settle the jobs a revision can take from its parent run; returns the rest."""
+        parent_run = state.get("parent_run_id")
+        if not jobs or not parent_run:
+            return jobs
+        stage = jobs[0].stage
+        agents = domain.reusable_agents(stage, state["request"], state.get("parent_request"),
+                                        state.get("feedback"))
+        previous = await self.executions.completed_rows(parent_run, stage) if agents else {}
+        remaining = []
+        for job in jobs:
+            row = previous.get(job.agent.value)
+            if job.agent not in agents or row is None:
+                remaining.append(job)
+                continue
+            await self.executions.record_reused(job, row)
+            done, total = await self.executions.round_progress(job.run_id, job.stage, job.round)
+            await self.emitter.emit(
+                RunRef.of_job(job), EventKind.AGENT_COMPLETED, status=PlanStatus.PROCESSING,
+                key=(job.id,), stage=job.stage, agent=job.agent,
+                percentage=domain.progress(job.stage, done, total),
+                data={"job_id": job.id, "reused_from_version": state.get("parent_version")},
+            )
+        return remaining
 
     async def publish_recorded(self, job: AgentJob) -> None:
         await self.bus.publish(job, subjects.agent_job(job.agent))

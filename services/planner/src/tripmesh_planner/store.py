@@ -13,11 +13,11 @@ from enum import StrEnum
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 from tripmesh_contracts.messages import MultitaskStrategy, PlanCreate, PlanRevise
 from tripmesh_contracts.plans import PlanStatus
+
+from tripmesh_planner.pgbase import SchemaStore
 
 ACTIVE_STATUSES = [PlanStatus.PROCESSING.value, PlanStatus.AWAITING_APPROVAL.value]
 
@@ -71,19 +71,7 @@ def _json(value: Any) -> Jsonb:
     return Jsonb(json.loads(json.dumps(value, default=str)))
 
 
-class Store:
-    def __init__(self, pool: AsyncConnectionPool, schema: str = "planner") -> None:
-        self.pool = pool
-        self.schema = schema
-
-    def q(self, sql: str) -> str:
-        return sql.replace("{s}", f'"{self.schema}"')
-
-    async def _one(self, conn: AsyncConnection[Any], sql: str,
-                   params: tuple[Any, ...]) -> dict[str, Any] | None:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(self.q(sql), params)
-        return await cur.fetchone()
+class Store(SchemaStore):
 
     # --- reads used by the engine ------------------------------------------------------
 
@@ -227,18 +215,19 @@ class Store:
                     " WHERE plan_id = %s RETURNING *"), (plan_id,))
         return PlanRow.of(row) if row else None
 
-    async def run_ids(self, plan_id: str) -> list[str]:
+    async def run_of_version(self, plan_id: str, version: int | None) -> RunRow | None:
+        if version is None:
+            return None
         async with self.pool.connection() as conn:
-            cur = await conn.execute(self.q("SELECT run_id FROM {s}.runs WHERE plan_id = %s"), (plan_id,))
-            return [r[0] for r in await cur.fetchall()]
+            row = await self._one(conn, "SELECT * FROM {s}.runs WHERE plan_id = %s AND version = %s",
+                                  (plan_id, version))
+        return RunRow.of(row) if row else None
+
+    async def run_ids(self, plan_id: str) -> list[str]:
+        return [r["run_id"] for r in await self._all("SELECT run_id FROM {s}.runs WHERE plan_id = %s",
+                                                     (plan_id,))]
 
     # --- progress and the end of a run -------------------------------------------------
-
-    async def cancel_state(self, run_id: str) -> tuple[bool, str | None]:
-        run = await self.get_run(run_id)
-        if run is None:
-            return True, "run not found"
-        return run.cancel_requested, run.cancel_reason
 
     async def set_progress(self, plan_id: str, run_id: str, status: PlanStatus, stage: str | None,
                            percentage: int, reason: str | None = None) -> int:

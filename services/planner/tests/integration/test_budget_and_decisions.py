@@ -148,6 +148,27 @@ async def test_revision_creates_version_2_with_parent_1_and_feedback(harness: Ha
     assert changed is not None and changed.version == 2
 
 
+async def test_revision_without_feedback_reuses_unchanged_research(harness: Harness) -> None:
+    cmd = await harness.create()
+    await harness.wait_status(cmd, PlanStatus.COMPLETED)
+    revise = PlanRevise(user_id=cmd.user_id, plan_id=cmd.plan_id, request=plan_request(budget_total=900))
+    await harness.send(revise, subjects.PLAN_CMD_REVISE)
+
+    async def version_2_done() -> bool:
+        view = await harness.view(cmd.user_id, cmd.plan_id)
+        return view is not None and view.version == 2 and view.status is PlanStatus.COMPLETED
+
+    await wait_for(version_2_done, "version 2 completed")
+    view = await harness.view(cmd.user_id, cmd.plan_id)
+    assert view is not None and view.plan_data["sections"]["location"]["status"] == "ok"
+    assert view.agent_results["location"]["model"].startswith("reused:")
+    second_run = {j.agent for j in harness.agents.jobs_of(cmd.plan_id) if j.version == 2}
+    assert second_run == {AgentName.TRANSPORT, AgentName.ACCOMMODATION, AgentName.ACTIVITY,
+                          AgentName.BUDGET, AgentName.PLANNING}
+    transport = next(j for j in harness.agents.jobs_of(cmd.plan_id, AgentName.TRANSPORT) if j.version == 2)
+    assert set(transport.context) == {"location", "weather"}  # fed with the reused outputs
+
+
 async def test_revision_while_running_is_rejected_or_queued(harness: Harness) -> None:
     gate = asyncio.Event()
 

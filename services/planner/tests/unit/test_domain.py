@@ -194,3 +194,17 @@ def test_budget_loop_runs_options_at_most_max_rounds_more_times() -> None:
             break
         round_ += 1
     assert visited == [0, 1, 2] and verdict is BudgetVerdict.APPROVAL
+
+
+def test_a_revision_reuses_research_only_when_its_inputs_did_not_change() -> None:
+    before = request(days=3).model_dump(mode="json")
+    cheaper = {**before, "budget_total": "900.00", "title": "cheaper"}
+    assert domain.reusable_agents(Stage.RESEARCH, cheaper, before, None) == [
+        AgentName.LOCATION, AgentName.WEATHER]
+    assert domain.reusable_agents(Stage.RESEARCH, cheaper, before, "more museums") == []
+    assert domain.reusable_agents(Stage.OPTIONS, cheaper, before, None) == []
+    assert domain.reusable_agents(Stage.RESEARCH, cheaper, None, None) == []
+    more_people = {**before, "traveler_count": 4}
+    assert domain.reusable_agents(Stage.RESEARCH, more_people, before, None) == [AgentName.WEATHER]
+    later = {**before, "start_date": "2026-06-01", "end_date": "2026-06-03"}
+    assert domain.reusable_agents(Stage.RESEARCH, later, before, None) == []
