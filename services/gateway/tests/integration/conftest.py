@@ -1,9 +1,12 @@
-"""The gateway in-process on a real uvicorn socket, against real NATS and Postgres (the
-devstack plugin's session servers), plus helpers that play the planner, ledger and vectors.
+"""The gateway in-process on a real uvicorn socket, against real NATS and Postgres, plus
+helpers that play the planner, ledger and vectors.
 
-Tests share one app and one database (users are unique per test); each test deletes the
-commands and events its users left on the shared streams, so nothing leaks into other
-services' tests on the same NATS server.
+NATS is a private embedded server for this session, even when NATS_URL is set: these tests
+assert that *nothing else* answers svc.* (their tiny responders play the services) and that
+commands stay on PLAN_COMMANDS, which a real planner or ledger on a shared bus (`make up`)
+would consume or answer. Postgres is the devstack plugin's session server, with a database
+of our own. Users are unique per test; each test deletes the commands and events its users
+left on the streams.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 from tripmesh_contracts import streams, subjects
 from tripmesh_contracts.rpc import RpcModel
+from tripmesh_devstack.nats import NatsServer
 from tripmesh_devstack.postgres import run_psql
 from tripmesh_devstack.testing import database_url_for
 from tripmesh_gateway.app import create_app
@@ -66,11 +70,19 @@ async def start_uvicorn(app: FastAPI) -> tuple[uvicorn.Server, asyncio.Task[None
 
 
 @pytest.fixture(scope="session")
+def gateway_nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = NatsServer(tmp_path_factory.mktemp("gateway-nats"))
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 async def gateway(
-    nats_url: str, gateway_database_url: str, tmp_path_factory: pytest.TempPathFactory
+    gateway_nats_url: str, gateway_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RunningGateway]:
     settings = Settings(
-        nats_url=nats_url,
+        nats_url=gateway_nats_url,
         database_url=gateway_database_url,
         data_dir=tmp_path_factory.mktemp("gateway-data"),
         http_port=0,
@@ -92,8 +104,8 @@ async def client(gateway: RunningGateway) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="session")
-async def nc(nats_url: str) -> AsyncIterator[Client]:
-    conn = await nats.connect(nats_url)
+async def nc(gateway_nats_url: str) -> AsyncIterator[Client]:
+    conn = await nats.connect(gateway_nats_url)
     yield conn
     await conn.drain()
 
