@@ -117,6 +117,11 @@ class AccountStore:
                 " VALUES (%s, %s, %s, %s)",
                 (token_hash, user_id, family_id, expires_at),
             )
+            # Housekeeping at login: expired tokens can never be used or replayed again.
+            await conn.execute(
+                f"DELETE FROM {SCHEMA}.refresh_tokens WHERE user_id = %s AND expires_at < now()",
+                (user_id,),
+            )
 
     async def rotate_refresh_token(
         self, old_hash: bytes, new_hash: bytes, expires_at: datetime
