@@ -255,3 +255,10 @@ def usage_event(user_id: str = "user-a", *, plan_id: str | None = "plan-1",
 @pytest.fixture
 def make_usage() -> Callable[..., UsageEvent]:
     return usage_event
+
+
+@pytest.fixture
+def start_ledger() -> Callable[..., contextlib.AbstractAsyncContextManager[Ledger]]:
+    """`async with start_ledger(nats_url, database_url) as ledger:` for tests that bring
+    their own servers."""
+    return running_ledger
