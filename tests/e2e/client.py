@@ -35,14 +35,18 @@ class User:
         return {"Authorization": f"Bearer {self.token}"}
 
     async def signup_and_login(self) -> None:
-        r = await self.http.post("/api/v1/auth/signup", json={
-            "email": self.email, "username": self.username,
-            "password": self.password, "password_confirm": self.password,
-        })
+        r = await self.http.post(
+            "/api/v1/auth/signup",
+            json={
+                "email": self.email,
+                "username": self.username,
+                "password": self.password,
+                "password_confirm": self.password,
+            },
+        )
         assert r.status_code == 201, r.text
         self.user_id = r.json()["id"]
-        r = await self.http.post("/api/v1/auth/login",
-                                 json={"email": self.email, "password": self.password})
+        r = await self.http.post("/api/v1/auth/login", json={"email": self.email, "password": self.password})
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["token_type"] == "bearer" and body["refresh_token"] and body["expires_in"] > 0
@@ -55,18 +59,20 @@ class User:
         headers = {**self.auth, **kw.pop("headers", {})}
         return await self.http.post(path, headers=headers, **kw)
 
-    async def events(self, plan_id: str, last_event_id: str | None = None,
-                     timeout: float = 120.0) -> list[SseEvent]:
+    async def events(
+        self, plan_id: str, last_event_id: str | None = None, timeout: float = 120.0
+    ) -> list[SseEvent]:
         """Read the plan's SSE stream until the server ends it after the terminal event."""
         headers = dict(self.auth)
         if last_event_id is not None:
             headers["Last-Event-ID"] = last_event_id
         out: list[SseEvent] = []
-        async with aconnect_sse(self.http, "GET", f"/api/v1/plans/{plan_id}/events",
-                                headers=headers, timeout=timeout) as source:
+        async with aconnect_sse(
+            self.http, "GET", f"/api/v1/plans/{plan_id}/events", headers=headers, timeout=timeout
+        ) as source:
             assert source.response.status_code == 200, await source.response.aread()
             async for sse in source.aiter_sse():
-                if not sse.event or sse.event == "message" and not sse.data:
+                if not sse.event or (sse.event == "message" and not sse.data):
                     continue
                 out.append(SseEvent(sse.id, sse.event, json.loads(sse.data)))
                 if sse.event in TERMINAL:

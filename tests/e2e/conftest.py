@@ -28,8 +28,7 @@ REPORTS = Path(__file__).resolve().parents[2] / "reports" / "e2e"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data = tmp_path_factory.mktemp("tripmesh-e2e")
     log = (data / "stack-console.log").open("w")
-    s = Stack(data / "data", default_services(free_ports=True), console=log,
-              env={"LOG_FORMAT": "json"})
+    s = Stack(data / "data", default_services(free_ports=True), console=log, env={"LOG_FORMAT": "json"})
     try:
         s.start()
     except Exception:
@@ -66,7 +65,9 @@ def record_timing() -> Iterator[Callable[[str, float], None]]:
     yield record
     if seen:
         REPORTS.mkdir(parents=True, exist_ok=True)
-        (REPORTS / "timings.json").write_text(json.dumps(
-            {"recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "timings": seen},
-            indent=2))
+        (REPORTS / "timings.json").write_text(
+            json.dumps(
+                {"recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "timings": seen}, indent=2
+            )
+        )
         print(f"\ne2e timings: {seen}")

@@ -31,8 +31,7 @@ async def commands_published(js: Any) -> int:
     return int(info.state.last_seq)
 
 
-async def test_walking_system(stack: Any, http: httpx.AsyncClient, js: Any,
-                              record_timing: Any) -> None:
+async def test_walking_system(stack: Any, http: httpx.AsyncClient, js: Any, record_timing: Any) -> None:
     ana = User(http, "ana@example.com", "ana", "correct-horse-battery-1")
     bob = User(http, "Bob@Example.com", "bob", "another-long-passphrase-2")
 
@@ -53,10 +52,18 @@ async def test_walking_system(stack: Any, http: httpx.AsyncClient, js: Any,
     again = await ana.post("/api/v1/plans", json=plan_body(), headers={"Idempotency-Key": "ana-1"})
     assert again.status_code in (200, 202) and again.json()["id"] == plan_id
 
-    bob_plan = await bob.post("/api/v1/plans", json=plan_body(
-        title="Fjord hiking in Norway", description="Mountain walks and ferries",
-        destinations=["Bergen, NO", "Oslo"], origin="Berlin", budget_currency="NOK",
-        budget_total=60000, preferences={"interests": ["hiking", "nature"]}))
+    bob_plan = await bob.post(
+        "/api/v1/plans",
+        json=plan_body(
+            title="Fjord hiking in Norway",
+            description="Mountain walks and ferries",
+            destinations=["Bergen, NO", "Oslo"],
+            origin="Berlin",
+            budget_currency="NOK",
+            budget_total=60000,
+            preferences={"interests": ["hiking", "nature"]},
+        ),
+    )
     assert bob_plan.status_code == 202, bob_plan.text
     bob_plan_id = bob_plan.json()["id"]
 
@@ -70,11 +77,21 @@ async def test_walking_system(stack: Any, http: httpx.AsyncClient, js: Any,
     assert "version_created" in kinds
     stages = [e.data["stage"] for e in events if e.event == "stage_started"]
     assert stages[:4] == ["intake", "research", "options", "budget"] or stages[:3] == [
-        "research", "options", "budget"], stages
+        "research",
+        "options",
+        "budget",
+    ], stages
     assert "planning" in stages
     done_agents = {e.data["agent"] for e in events if e.event == "agent_completed"}
-    assert done_agents == {"location", "weather", "transport", "accommodation", "activity",
-                           "budget", "planning"}
+    assert done_agents == {
+        "location",
+        "weather",
+        "transport",
+        "accommodation",
+        "activity",
+        "budget",
+        "planning",
+    }
     ids = [int(e.id) for e in events]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
@@ -95,8 +112,7 @@ async def test_walking_system(stack: Any, http: httpx.AsyncClient, js: Any,
     assert {d["destination"] for d in days} <= {"Lisbon", "Porto"}
     assert {d["destination"] for d in days} == {"Lisbon", "Porto"}
     sections = got["plan_data"]["sections"]
-    assert set(sections) >= {"location", "weather", "transport", "accommodation", "activity",
-                             "budget"}
+    assert set(sections) >= {"location", "weather", "transport", "accommodation", "activity", "budget"}
     listing = await ana.get("/api/v1/plans", params={"limit": 10})
     assert listing.status_code == 200
     assert [p["id"] for p in listing.json()["items"]] == [plan_id]
@@ -115,9 +131,10 @@ async def test_walking_system(stack: Any, http: httpx.AsyncClient, js: Any,
 
     # 9. similar plans: own plans only (bob's plan is never returned)
     await bob.events(bob_plan_id)
-    second = await ana.post("/api/v1/plans", json=plan_body(title="Seafood weekend in Lisbon",
-                                                          destinations=["Lisbon"],
-                                                          end_date="2027-05-03"))
+    second = await ana.post(
+        "/api/v1/plans",
+        json=plan_body(title="Seafood weekend in Lisbon", destinations=["Lisbon"], end_date="2027-05-03"),
+    )
     second_id = second.json()["id"]
     await ana.events(second_id)
     hits: list[dict[str, Any]] = []
@@ -131,8 +148,12 @@ async def test_walking_system(stack: Any, http: httpx.AsyncClient, js: Any,
     assert [h["plan_id"] for h in hits] == [second_id]
 
     # isolation: bob sees none of ana's things - 404, not 403
-    for path in (f"/api/v1/plans/{plan_id}", f"/api/v1/plans/{plan_id}/events",
-                 f"/api/v1/plans/{plan_id}/similar", f"/api/v1/plans/{plan_id}/versions"):
+    for path in (
+        f"/api/v1/plans/{plan_id}",
+        f"/api/v1/plans/{plan_id}/events",
+        f"/api/v1/plans/{plan_id}/similar",
+        f"/api/v1/plans/{plan_id}/versions",
+    ):
         r = await bob.get(path)
         assert r.status_code == 404, (path, r.status_code, r.text)
         assert r.headers["content-type"].startswith("application/problem+json")
@@ -153,8 +174,7 @@ async def test_walking_system(stack: Any, http: httpx.AsyncClient, js: Any,
         assert r.status_code == 422, r.text
         assert r.headers["content-type"].startswith("application/problem+json")
         assert field in r.text
-    r = await ana.post("/api/v1/plans", content=b"{not json",
-                       headers={"Content-Type": "application/json"})
+    r = await ana.post("/api/v1/plans", content=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
     r = await http.post("/api/v1/plans", json=plan_body())
     assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json")

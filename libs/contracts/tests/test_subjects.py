@@ -15,8 +15,11 @@ def test_any_text_is_either_one_safe_token_or_refused(value: str) -> None:
     try:
         subject = subjects.plan_event(value, "plan1", EventKind.COMPLETED)
     except UnsafeTokenError:
-        assert value == "" or any(c in value for c in BAD_CHARS) or not value.isascii() or (
-            len(value) > 64 or not all(c.isalnum() or c in "-_" for c in value)
+        assert (
+            value == ""
+            or any(c in value for c in BAD_CHARS)
+            or not value.isascii()
+            or (len(value) > 64 or not all(c.isalnum() or c in "-_" for c in value))
         )
         return
     parts = subject.split(".")

@@ -27,7 +27,8 @@ def own_nats_url(tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     proc = subprocess.Popen(
         [exe, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path / "js")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

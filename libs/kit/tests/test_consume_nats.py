@@ -54,7 +54,11 @@ async def harness(own_nats_url: str) -> AsyncIterator[tuple[Bus, Recorder]]:
     @durable_subscriber(broker, SPEC, max_workers=4)
     async def handler(msg: NatsMessage) -> None:
         await consume.handle_message(
-            msg.raw_message, PlanCancel, rec.work, spec=SPEC, bus=bus,
+            msg.raw_message,
+            PlanCancel,
+            rec.work,
+            spec=SPEC,
+            bus=bus,
             is_store_outage=lambda e: isinstance(e, ConnectionError),
         )
 

@@ -93,7 +93,10 @@ async def provision(
 async def connect(url: str, name: str) -> Client:
     """A raw nats-py client that reconnects forever (the broker may restart under us)."""
     return await nats.connect(
-        servers=[url], name=name, max_reconnect_attempts=-1, reconnect_time_wait=1,
+        servers=[url],
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
         connect_timeout=5,
     )
 
@@ -153,6 +156,5 @@ class Bus:
                     stream=stream,
                     timeout=self.publish_timeout,
                 )
-        log.debug("published", subject=subject, stream=ack.stream, seq=ack.seq,
-                  duplicate=bool(ack.duplicate))
+        log.debug("published", subject=subject, stream=ack.stream, seq=ack.seq, duplicate=bool(ack.duplicate))
         return ack

@@ -66,15 +66,17 @@ async def dead_letter(bus: Bus, raw: Msg, spec: ConsumerSpec, error: str, kind: 
     """Republish the original payload and headers to `dlq.<subject>` with the error."""
     meta = raw.metadata
     headers = {k: v for k, v in (raw.headers or {}).items() if k != MSG_ID}
-    headers.update({
-        DLQ_ERROR: error[:2000].replace("\r", " ").replace("\n", " "),
-        DLQ_ERROR_KIND: kind,
-        DLQ_SUBJECT: raw.subject,
-        DLQ_STREAM: meta.stream,
-        DLQ_SEQ: str(meta.sequence.stream),
-        DLQ_DELIVERIES: str(meta.num_delivered),
-        DLQ_CONSUMER: spec.durable,
-    })
+    headers.update(
+        {
+            DLQ_ERROR: error[:2000].replace("\r", " ").replace("\n", " "),
+            DLQ_ERROR_KIND: kind,
+            DLQ_SUBJECT: raw.subject,
+            DLQ_STREAM: meta.stream,
+            DLQ_SEQ: str(meta.sequence.stream),
+            DLQ_DELIVERIES: str(meta.num_delivered),
+            DLQ_CONSUMER: spec.durable,
+        }
+    )
     # one DLQ entry per original message, even if this handler runs twice
     msg_id = f"dlq-{meta.stream}-{meta.sequence.stream}"
     await bus.publish_raw(raw.data, subjects.dlq(raw.subject), msg_id=msg_id, headers=headers)
@@ -163,8 +165,12 @@ async def handle_message(
         else:
             outcome = "retry"
             delay = nak_delay(spec, delivered)
-            log.warning("handler_failed_will_retry", error=f"{type(exc).__name__}: {exc}"[:300],
-                        delivered=delivered, retry_in=delay)
+            log.warning(
+                "handler_failed_will_retry",
+                error=f"{type(exc).__name__}: {exc}"[:300],
+                delivered=delivered,
+                retry_in=delay,
+            )
             await raw.nak(delay=delay)
     finally:
         metrics.MESSAGES_HANDLED.labels(consumer=spec.durable, outcome=outcome).inc()

@@ -13,8 +13,18 @@ from typing import Any
 import structlog
 
 _SECRET_KEYS = frozenset(
-    {"password", "password_confirm", "token", "access_token", "refresh_token", "authorization",
-     "secret", "api_key", "prompt", "messages"}
+    {
+        "password",
+        "password_confirm",
+        "token",
+        "access_token",
+        "refresh_token",
+        "authorization",
+        "secret",
+        "api_key",
+        "prompt",
+        "messages",
+    }
 )
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram
 
 MESSAGES_HANDLED = Counter(
-    "tripmesh_messages_handled_total", "Bus messages handled, by consumer and outcome",
+    "tripmesh_messages_handled_total",
+    "Bus messages handled, by consumer and outcome",
     ["consumer", "outcome"],
 )
 MESSAGES_REDELIVERED = Counter(
@@ -16,7 +17,9 @@ MESSAGES_DEAD_LETTERED = Counter(
     "tripmesh_messages_dead_lettered_total", "Messages copied to the DLQ", ["consumer", "kind"]
 )
 HANDLER_SECONDS = Histogram(
-    "tripmesh_handler_seconds", "Time spent handling one bus message", ["consumer"],
+    "tripmesh_handler_seconds",
+    "Time spent handling one bus message",
+    ["consumer"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 STORE_OUTAGE_RETRIES = Counter(

@@ -28,8 +28,7 @@ def problem(
     if detail is not None:
         body["detail"] = detail
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON,
-                        headers=dict(headers or {}))
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
 
 
 def ops_router(checks: Mapping[str, ReadinessCheck], timeout: float = 2.0) -> APIRouter:
@@ -51,8 +50,13 @@ def ops_router(checks: Mapping[str, ReadinessCheck], timeout: float = 2.0) -> AP
                 down[name] = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
         if down:
             names = ", ".join(sorted(down))
-            return problem(503, "Service not ready", f"unavailable: {names}",
-                           type_="https://tripmesh.dev/problems/not-ready", dependencies=down)
+            return problem(
+                503,
+                "Service not ready",
+                f"unavailable: {names}",
+                type_="https://tripmesh.dev/problems/not-ready",
+                dependencies=down,
+            )
         return JSONResponse({"status": "ready", "dependencies": sorted(checks)})
 
     @router.get("/metrics", include_in_schema=False)

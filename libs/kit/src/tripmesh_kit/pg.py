@@ -74,8 +74,13 @@ def is_store_outage(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.errors.AdminShutdown | psycopg.errors.CannotConnectNow)
 
 
-def make_pool(conninfo: str, *, name: str, min_size: int = 1, max_size: int = 10,
-              ) -> psycopg_pool.AsyncConnectionPool:
+def make_pool(
+    conninfo: str,
+    *,
+    name: str,
+    min_size: int = 1,
+    max_size: int = 10,
+) -> psycopg_pool.AsyncConnectionPool:
     """An async pool that opens lazily and survives Postgres restarts (connections checked)."""
     return psycopg_pool.AsyncConnectionPool(
         conninfo,
