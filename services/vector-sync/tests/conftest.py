@@ -99,7 +99,7 @@ class QdrantTarget:
     def settings(self, nats_url: str, **overrides: Any) -> Settings:
         values: dict[str, Any] = {"nats_url": nats_url, "qdrant_url": self.url,
                                   "qdrant_path": self.path, "collection_prefix": self.prefix,
-                                  "batch_window_seconds": 0.05, "drain_timeout_seconds": 5}
+                                  "fetch_timeout_seconds": 0.5, "drain_timeout_seconds": 5}
         return Settings(**{**values, **overrides})
 
     def client(self) -> AsyncQdrantClient:
@@ -216,6 +216,12 @@ async def running_vector_sync(settings: Settings, embedder: Embedder) -> AsyncIt
             yield RunningVectorSync(app, client)
         finally:
             await client.stop()
+
+
+@pytest.fixture
+def running() -> Callable[..., Any]:
+    """`async with running(settings, embedder) as vs:` - a service a test may stop and restart."""
+    return running_vector_sync
 
 
 @pytest.fixture

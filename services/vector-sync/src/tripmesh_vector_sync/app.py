@@ -42,8 +42,8 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     )
     sync = PlanSync(store, embedder, embedder_label=settings.resolved_embedder().value)
     search = SearchService(store, embedder)
-    register_handlers(broker, bus, sync, search, batch_size=settings.batch_size,
-                      batch_window_seconds=settings.batch_window_seconds,
+    register_handlers(broker, bus, sync, search,
+                      fetch_timeout_seconds=settings.fetch_timeout_seconds,
                       rpc_workers=settings.rpc_workers)
 
     @asynccontextmanager
@@ -60,17 +60,16 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
                 if not settings.reindex_on_mismatch:
                     raise
                 log.warning("embedder_changed_reindexing", embedder=embedder.name)
-                await rebuild(store, sync, bus.js, batch_size=max(settings.batch_size, 64))
+                await rebuild(store, sync, bus.js, batch_size=settings.reindex_batch_size)
                 created = []
             log.info("collections_ready", created=created, embedder=embedder.name,
                      dim=embedder.dim, qdrant=settings.qdrant_url or "local")
             await broker.start()
-            try:
-                yield
-            finally:
-                # stops fetching and waits for the in-flight batch (graceful_timeout) = drain
-                await broker.stop()
+            yield
         finally:
+            # stops fetching and waits for the in-flight batch (graceful_timeout) = drain; also
+            # closes the connection when start-up failed half-way (e.g. embedder mismatch)
+            await broker.stop()
             await store.close()
 
     app = FastAPI(title="tripmesh vector-sync", lifespan=lifespan)

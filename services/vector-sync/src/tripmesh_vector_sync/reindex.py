@@ -38,7 +38,7 @@ log = get_logger(__name__)
 class ReindexReport:
     embedder: str
     last_sequence: int = 0
-    messages: int = 0
+    replayed: int = 0
     undecodable: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     points: dict[str, int] = field(default_factory=dict)
@@ -77,10 +77,10 @@ async def replay(js: JetStreamContext, sync: PlanSync, report: ReindexReport, *,
                 msg = await sub.next_msg(timeout=idle_timeout)
             except NatsTimeoutError:
                 # messages up to last_seq were purged meanwhile (or the server went quiet)
-                log.warning("reindex_stream_idle", seen=report.messages, last=report.last_sequence)
+                log.warning("reindex_stream_idle", seen=report.replayed, last=report.last_sequence)
                 break
             batch.append(msg)
-            report.messages += 1
+            report.replayed += 1
             done = msg.metadata.sequence.stream >= report.last_sequence
             if len(batch) >= batch_size or done:
                 await _apply(sync, batch, report)
@@ -119,7 +119,7 @@ async def run_reindex(settings: Settings, embedder: Embedder | None = None) -> R
     nc = await connect(settings.nats_url, f"{settings.service_name}-reindex")
     try:
         sync = PlanSync(store, chosen, embedder_label=settings.resolved_embedder().value)
-        return await rebuild(store, sync, nc.jetstream(), batch_size=max(settings.batch_size, 64))
+        return await rebuild(store, sync, nc.jetstream(), batch_size=settings.reindex_batch_size)
     finally:
         await nc.close()
         await store.close()

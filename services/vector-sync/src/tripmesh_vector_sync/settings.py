@@ -57,10 +57,10 @@ class Settings(ServiceSettings):
     reindex_on_mismatch: bool = False
     """Start-up with collections built by another embedder: False refuses to start (run
     `python -m tripmesh_vector_sync reindex`); True rebuilds them from PLAN_CHANGES first."""
-    batch_size: int = Field(default=16, ge=1, le=256)
-    """Most plan changes fetched (and embedded) together."""
-    batch_window_seconds: float = Field(default=0.2, gt=0, le=5)
-    """How long one fetch waits to fill a batch before handling what it has."""
+    fetch_timeout_seconds: float = Field(default=1.0, gt=0, le=30)
+    """How long one pull waits for a plan change (a change is handled as soon as it comes)."""
+    reindex_batch_size: int = Field(default=64, ge=1, le=1024)
+    """Plan changes a rebuild embeds in one call."""
     rpc_workers: int = Field(default=4, ge=1, le=64)
 
     def resolved_embedder(self) -> EmbedderKind:

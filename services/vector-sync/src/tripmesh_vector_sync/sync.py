@@ -7,8 +7,8 @@ is written, so a redelivered v (or any older one) is skipped without embedding; 
 must win).
 
 Why "read the version, then write" is safe:
-- one service process handles the durable's messages one at a time (batches are applied in
-  order, sequentially), so within a replica nothing interleaves between the read and the write;
+- one service process pulls and handles the durable's messages one at a time (handlers.py), so
+  within a replica nothing interleaves between the read and the write;
 - across replicas (a Qdrant server shared by several), the plan write is conditional on the
   server (`version < new`), the tombstone is written before the points are deleted, and every
   writer reconciles *after* its own write: whichever finishes last sees the final versions and
@@ -105,7 +105,8 @@ class PlanSync:
         return docs, {**known, **self._embed_blocking(missing)}
 
     async def prepare(self, changes: Sequence[PlanChanged]) -> Vectors:
-        """Embed, in one call, every text of the changes that will be written (a batch)."""
+        """Embed, in one call, every text of the changes that will be written (the rebuild's
+        batches; `apply` embeds whatever this did not)."""
         states = await self.store.plan_states([c.plan_id for c in changes])
         snapshots = [c.snapshot for c in changes
                      if not c.deleted and c.snapshot is not None
