@@ -183,7 +183,7 @@ class RunningVectorSync:
 
     async def caught_up(self) -> bool:
         info = await self.bus.js.consumer_info(VECTOR_SYNC_CHANGES.stream, VECTOR_SYNC_CHANGES.durable)
-        return info.num_pending == 0 and info.num_ack_pending == 0
+        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
     async def publish_and_wait(self, *changes: PlanChanged) -> None:
         await self.publish(*changes)

@@ -58,7 +58,7 @@ async def test_a_newer_version_replaces_the_point_and_its_preferences(
     assert payload["destinations"] == ["Lisbon", "Sintra"] and payload["countries"] == ["portugal"]
     assert payload["start_date"] == "2026-05-01" and payload["budget_total"] == 1500.0
     prefs = await _preferences_of(vector_sync, plan)
-    assert sorted((p.payload["key"], p.payload["version"]) for p in prefs) == [
+    assert sorted(((p.payload or {})["key"], (p.payload or {})["version"]) for p in prefs) == [
         ("food", 2), ("museums", 2)]  # "pace" of v1 is gone
     places = await vector_sync.store.scroll_all(vector_sync.store.names.locations, with_vectors=False)
     assert {(p.payload["name"], p.payload["country"]) for p in places} == {
