@@ -105,7 +105,8 @@ class WordLlamaEmbedder:
         if not texts:
             return []
         vectors = self._model.embed(texts, norm=True, return_np=True)
-        return [[float(x) for x in row] for row in vectors.tolist()]
+        rows: list[list[float]] = vectors.tolist()  # numpy float32 -> Python floats
+        return rows
 
 
 class LiteLLMEmbedder:
