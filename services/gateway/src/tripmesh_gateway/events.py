@@ -111,7 +111,7 @@ async def _close(js: JetStreamContext, sub: JetStreamContext.PushSubscription) -
     except (nats.errors.Error, ValueError) as exc:
         log.debug("sse_unsubscribe_failed", error=repr(exc))
     try:
-        with anyio.move_on_after(2):
+        with anyio.move_on_after(5):
             await js.delete_consumer(streams.PLAN_EVENTS.name, consumer)
     except (NotFoundError, nats.errors.Error) as exc:
         log.debug("sse_consumer_delete_failed", error=repr(exc))
