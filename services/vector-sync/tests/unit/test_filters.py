@@ -66,3 +66,4 @@ def test_the_store_reads_tenant_data_only_through_a_tenant_filter() -> None:
         assert not any("Filter" in v and "TenantFilter" not in v for v in hints.values()), name
     for read in (VectorStore.search_plans, VectorStore.get_plan):
         assert "TenantFilter" in str(inspect.signature(read).parameters["tenant"].annotation)
+
