@@ -23,8 +23,7 @@ def main() -> None:
     # re-raises the signal into the handler that was installed before it, which by default
     # kills the process (-15) after a clean drain. A SIGTERM is an ordinary stop: exit 0.
     signal.signal(signal.SIGTERM, _stopped_by_sigterm)
-    serve(create_app(settings), settings.http_host, settings.http_port,
-          settings.drain_timeout_seconds)
+    serve(create_app(settings), settings.http_host, settings.http_port, settings.drain_timeout_seconds)
 
 
 if __name__ == "__main__":

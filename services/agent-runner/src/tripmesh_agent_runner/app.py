@@ -16,9 +16,12 @@ from tripmesh_kit.bus import Bus, make_broker, provision
 from tripmesh_kit.logging import get_logger
 from tripmesh_kit.ops import nats_check, ops_router
 
+from tripmesh_agent_runner.cache import KvCache
 from tripmesh_agent_runner.handlers import JobRunner, register_handlers
 from tripmesh_agent_runner.llm.base import LlmClient
+from tripmesh_agent_runner.llm.caching import CachingLlmClient
 from tripmesh_agent_runner.llm.litellm_client import LitellmClient  # lazy: no litellm import yet
+from tripmesh_agent_runner.plan_status import PlanStatusBoard
 from tripmesh_agent_runner.settings import Settings
 from tripmesh_agent_runner.tools import build_tool_registry
 from tripmesh_agent_runner.tools.climate import OPEN_METEO_URL
@@ -34,28 +37,50 @@ def create_app(settings: Settings | None = None, llm: LlmClient | None = None) -
     # FastStream's own access lines ("Received", "Processed") are INFO on a plain-text
     # logger: route them to a stdlib logger that follows the process level (WARNING unless
     # configured), so the JSON log stays ours; its errors still come through.
-    broker = make_broker(settings.nats_url, settings.service_name,
-                         graceful_timeout=settings.drain_timeout_seconds,
-                         logger=logging.getLogger("tripmesh_agent_runner.broker"))
+    broker = make_broker(
+        settings.nats_url,
+        settings.service_name,
+        graceful_timeout=settings.drain_timeout_seconds,
+        logger=logging.getLogger("tripmesh_agent_runner.broker"),
+    )
     bus = Bus(broker)
-    client = llm or LitellmClient(local_price=settings.local_price())
+    base_client = llm or LitellmClient(
+        local_price=settings.local_price(), local_latency_seconds=settings.local_model_latency_ms / 1000
+    )
     tools = build_tool_registry(settings.weather_provider, settings.open_meteo_url or OPEN_METEO_URL)
-    runner = JobRunner(bus=bus, llm=client, tools=tools, settings=settings)
+    cache = (
+        KvCache(settings.cache_bucket, settings.cache_ttl_seconds, settings.cache_max_bytes)
+        if settings.cache_enabled
+        else None
+    )
+    client: LlmClient = base_client if cache is None else CachingLlmClient(base_client, cache)
+    tools.cache = cache
+    plan_status = PlanStatusBoard(settings.plan_status_bucket)
+    runner = JobRunner(bus=bus, llm=client, tools=tools, settings=settings, plan_status=plan_status)
     served = register_handlers(broker, runner)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if isinstance(client, LitellmClient):
+        if isinstance(base_client, LitellmClient):
             # `import litellm` costs ~4 s of CPU: pay it (and register the local model) in a
             # thread before taking jobs, not inside the first job with the loop blocked.
-            await asyncio.to_thread(lambda: client.litellm)
+            await asyncio.to_thread(lambda: base_client.litellm)
         await broker.connect()
         if settings.provision_streams:
             await provision(bus.js)
+        # KV buckets before the first job: the cache (shared by every replica) and the
+        # planner's plan-status board (created here too if the planner has not yet)
+        if cache is not None:
+            await cache.open(bus.js)
+        await plan_status.open(bus.js)
         await broker.start()
-        log.info("agent_runner_started", agents=[a.value for a in served],
-                 concurrency=settings.concurrency,
-                 models={a.value: settings.agent_config(a).model for a in served})
+        log.info(
+            "agent_runner_started",
+            agents=[a.value for a in served],
+            concurrency=settings.concurrency,
+            cache=settings.cache_enabled,
+            models={a.value: settings.agent_config(a).model for a in served},
+        )
         try:
             yield
         finally:
@@ -69,5 +94,6 @@ def create_app(settings: Settings | None = None, llm: LlmClient | None = None) -
     app.state.broker = broker
     app.state.bus = bus
     app.state.runner = runner
+    app.state.cache = cache
     app.state.agents = served
     return app

@@ -35,6 +35,8 @@ class ErrorKind:
 
     DEADLINE_EXCEEDED = "deadline_exceeded"
     RUNNER_ERROR = "runner_error"
+    CANCELLED = "cancelled"
+    """The plan's run was cancelled before the job ran (plan_status.py): skipped, no LLM call."""
 
 
 @dataclass(frozen=True)
@@ -62,9 +64,10 @@ def is_expired(job: AgentJob, now: datetime, grace: timedelta) -> bool:
 
 
 def usage_event(job: AgentJob, delivery: Delivery, call: LlmCallRecord) -> UsageEvent:
-    """The usage event of one LLM call (`call.turn` numbers the calls of this run from 1)."""
+    """The usage event of one LLM call (`call.call_index` numbers every attempt of this run
+    from 1, retries included, so each attempt has an id of its own)."""
     return UsageEvent(
-        id=usage_id(job.id, delivery, call.turn),
+        id=usage_id(job.id, delivery, call.call_index or call.turn),
         user_id=job.user_id,
         plan_id=job.plan_id,
         correlation_id=job.correlation_id,
@@ -110,8 +113,14 @@ def result_from_outcome(job: AgentJob, outcome: AgentOutcome) -> AgentResult:
     return AgentResult(**_envelope(job), **fields)
 
 
-def failed_result(job: AgentJob, *, error: str, error_kind: str, duration_ms: int = 0,
-                  calls: list[LlmCallRecord] | None = None) -> AgentResult:
+def failed_result(
+    job: AgentJob,
+    *,
+    error: str,
+    error_kind: str,
+    duration_ms: int = 0,
+    calls: list[LlmCallRecord] | None = None,
+) -> AgentResult:
     """A result for a job the engine could not finish (expired, or the engine raised)."""
     calls = calls or []
     return AgentResult(

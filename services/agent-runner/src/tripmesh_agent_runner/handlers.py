@@ -34,6 +34,7 @@ from tripmesh_agent_runner.domain import (
     result_from_outcome,
 )
 from tripmesh_agent_runner.llm.base import CallConfig, LlmClient
+from tripmesh_agent_runner.plan_status import PlanStatusBoard
 from tripmesh_agent_runner.settings import Settings
 from tripmesh_agent_runner.tools.registry import ToolRegistry
 from tripmesh_agent_runner.usage import UsagePublisher, UsagePublishError
@@ -41,12 +42,15 @@ from tripmesh_agent_runner.usage import UsagePublisher, UsagePublishError
 log = get_logger(__name__)
 
 AGENT_JOBS = Counter(
-    "tripmesh_agent_jobs", "Agent jobs finished, by agent and outcome (ok, the error_kind)",
+    "tripmesh_agent_jobs",
+    "Agent jobs finished, by agent and outcome (ok, the error_kind)",
     ["agent", "outcome"],
 )
 AGENT_JOB_SECONDS = Histogram(
-    "tripmesh_agent_job_seconds", "Wall time of one agent job, LLM calls and tools included",
-    ["agent"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+    "tripmesh_agent_job_seconds",
+    "Wall time of one agent job, LLM calls and tools included",
+    ["agent"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
 
 EngineFn = Callable[..., Awaitable[AgentOutcome]]
@@ -61,6 +65,8 @@ class JobRunner:
     llm: LlmClient
     tools: ToolRegistry
     settings: Settings
+    plan_status: PlanStatusBoard | None = None
+    """Where the planner marks cancelled runs; None = every job runs."""
     engine: EngineFn = run_agent
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
@@ -79,9 +85,14 @@ class JobRunner:
         outcome = "ok" if result.ok else (result.error_kind or "failed")
         AGENT_JOBS.labels(agent=job.agent.value, outcome=outcome).inc()
         AGENT_JOB_SECONDS.labels(agent=job.agent.value).observe(time.perf_counter() - started)
-        log.info("agent_job_done", ok=result.ok, error_kind=result.error_kind,
-                 delivered=delivery.delivered, duration_ms=result.duration_ms,
-                 tokens=result.prompt_tokens + result.completion_tokens)
+        log.info(
+            "agent_job_done",
+            ok=result.ok,
+            error_kind=result.error_kind,
+            delivered=delivery.delivered,
+            duration_ms=result.duration_ms,
+            tokens=result.prompt_tokens + result.completion_tokens,
+        )
         return result
 
     async def _result_for(self, job: AgentJob, delivery: Delivery, started: float) -> AgentResult:
@@ -90,21 +101,34 @@ class JobRunner:
             # Nobody waits for this answer any more (the planner's own deadline handling has
             # moved on, or the plan was cancelled): don't pay for LLM calls. The result still
             # goes out so a planner that does wait learns why.
-            return failed_result(job, error=f"job deadline {job.deadline} passed before it ran",
-                                 error_kind=ErrorKind.DEADLINE_EXCEEDED)
+            return failed_result(
+                job,
+                error=f"job deadline {job.deadline} passed before it ran",
+                error_kind=ErrorKind.DEADLINE_EXCEEDED,
+            )
+        if self.plan_status is not None and (status := await self.plan_status.skip_reason(job)):
+            # The user cancelled (or deleted) the plan: nobody will use this answer, don't pay
+            # for it. The result still goes out (the planner ignores it for a cancelled run).
+            return failed_result(
+                job, error=f"plan run {status} before the job ran", error_kind=ErrorKind.CANCELLED
+            )
         observer: CallObserver = UsagePublisher(self.bus, delivery)
         try:
-            outcome = await self.engine(job, self.llm, self.tools, config=self.config_for(job.agent),
-                                        observer=observer)
+            outcome = await self.engine(
+                job, self.llm, self.tools, config=self.config_for(job.agent), observer=observer
+            )
         except UsagePublishError:
             raise  # infrastructure: nak, JetStream redelivers the job
         except Exception as exc:
             # A bug in the engine or an agent is deterministic: redelivering would fail again
             # and only delay the planner. Answer with a failed result instead.
             log.exception("agent_engine_crashed")
-            return failed_result(job, error=f"{type(exc).__name__}: {exc}",
-                                 error_kind=ErrorKind.RUNNER_ERROR,
-                                 duration_ms=int((time.perf_counter() - started) * 1000))
+            return failed_result(
+                job,
+                error=f"{type(exc).__name__}: {exc}",
+                error_kind=ErrorKind.RUNNER_ERROR,
+                duration_ms=int((time.perf_counter() - started) * 1000),
+            )
         return result_from_outcome(job, outcome)
 
 

@@ -52,14 +52,23 @@ AGENT_TIERS: dict[AgentName, Tier] = {
 # AGENT_RUNNER_MODEL_PROVIDER=auto. Azure and OpenAI-compatible servers need a deployment
 # name or api_base, so they are configured per agent (<AGENT>_AGENT_MODEL), never guessed.
 PROVIDER_TIERS: dict[str, tuple[str, dict[Tier, str]]] = {
-    "openai": ("OPENAI_API_KEY",
-               {Tier.STRONG: "gpt-5", Tier.MID: "gpt-5-mini", Tier.CHEAP: "gpt-5-nano"}),
-    "anthropic": ("ANTHROPIC_API_KEY",
-                  {Tier.STRONG: "anthropic/claude-sonnet-4-5", Tier.MID: "anthropic/claude-haiku-4-5",
-                   Tier.CHEAP: "anthropic/claude-haiku-4-5"}),
-    "gemini": ("GEMINI_API_KEY",
-               {Tier.STRONG: "gemini/gemini-2.5-pro", Tier.MID: "gemini/gemini-2.5-flash",
-                Tier.CHEAP: "gemini/gemini-2.5-flash-lite"}),
+    "openai": ("OPENAI_API_KEY", {Tier.STRONG: "gpt-5", Tier.MID: "gpt-5-mini", Tier.CHEAP: "gpt-5-nano"}),
+    "anthropic": (
+        "ANTHROPIC_API_KEY",
+        {
+            Tier.STRONG: "anthropic/claude-sonnet-4-5",
+            Tier.MID: "anthropic/claude-haiku-4-5",
+            Tier.CHEAP: "anthropic/claude-haiku-4-5",
+        },
+    ),
+    "gemini": (
+        "GEMINI_API_KEY",
+        {
+            Tier.STRONG: "gemini/gemini-2.5-pro",
+            Tier.MID: "gemini/gemini-2.5-flash",
+            Tier.CHEAP: "gemini/gemini-2.5-flash-lite",
+        },
+    ),
 }
 
 
@@ -92,9 +101,15 @@ class AgentConfig(BaseModel):
     timeout_seconds: float
     """Per LLM call, passed to litellm."""
     num_retries: int
-    """LLM-call retries. Retry owner for the LLM hop is litellm (`num_retries`), and only
-    litellm: the engine and this service never retry a call themselves, or retries would
-    multiply. Redelivery of a whole job is JetStream's (max_deliver), a different hop."""
+    """Retries of one LLM request after a transient failure (429, 5xx, timeout, connection).
+    Retry owner for the LLM hop is the engine's own bounded loop (agents/llm_calls.py), and
+    only it: litellm and the OpenAI SDK are called with num_retries=0 / max_retries=0,
+    because their retries are invisible to us (one response, no trace of the failed tries)
+    and every HTTP attempt must be one usage event. Redelivery of a whole job is
+    JetStream's (max_deliver), a different hop."""
+    retry_backoff_seconds: float = 1.0
+    """First retry delay (doubling, jittered); a 429's Retry-After takes precedence."""
+    retry_backoff_max_seconds: float = 20.0
     input_price_per_1k: Decimal
     output_price_per_1k: Decimal
     """Fallback USD prices per 1k tokens, used only when litellm's cost map does not know the
@@ -111,11 +126,18 @@ class AgentConfig(BaseModel):
 
 
 # env name suffixes: (field, unprefixed seeds name pattern or None)
-_UNPREFIXED = {"model": "MODEL", "temperature": "TEMPERATURE", "max_tokens": "MAX_TOKENS",
-               "api_base": "API_BASE"}
-_PREFIXED = {"timeout_seconds": ("TIMEOUT_SECONDS", "TIMEOUT"), "num_retries": ("NUM_RETRIES", "RETRIES"),
-             "input_price_per_1k": ("INPUT_PRICE_PER_1K", None),
-             "output_price_per_1k": ("OUTPUT_PRICE_PER_1K", None)}
+_UNPREFIXED = {
+    "model": "MODEL",
+    "temperature": "TEMPERATURE",
+    "max_tokens": "MAX_TOKENS",
+    "api_base": "API_BASE",
+}
+_PREFIXED = {
+    "timeout_seconds": ("TIMEOUT_SECONDS", "TIMEOUT"),
+    "num_retries": ("NUM_RETRIES", "RETRIES"),
+    "input_price_per_1k": ("INPUT_PRICE_PER_1K", None),
+    "output_price_per_1k": ("OUTPUT_PRICE_PER_1K", None),
+}
 
 
 def agent_env_names(agent: AgentName) -> dict[str, list[str]]:
@@ -152,8 +174,7 @@ class PerAgentEnvSource(PydanticBaseSettingsSource):
 
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="AGENT_RUNNER_", extra="ignore",
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="AGENT_RUNNER_", extra="ignore", populate_by_name=True)
 
     service_name: str = "agent-runner"
     agents: Annotated[list[AgentName], NoDecode] = Field(default_factory=lambda: list(AgentName))
@@ -180,6 +201,24 @@ class Settings(ServiceSettings):
     """estimate: climate normals, offline. open-meteo: live forecasts (needs the network)."""
     open_meteo_url: str | None = None
     """Override of the Open-Meteo forecast endpoint (a self-hosted instance)."""
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    """AGENT_RUNNER_RETRY_BACKOFF_SECONDS: delay before the first retry of a failed LLM
+    request; doubles per retry (jittered), capped by retry_backoff_max_seconds."""
+    retry_backoff_max_seconds: float = Field(default=20.0, ge=0)
+    cache_enabled: bool = True
+    """AGENT_RUNNER_CACHE_ENABLED: serve identical LLM requests and tool lookups from the
+    shared JetStream KV cache. Off in benchmarks and fault tests (identical plans hit it)."""
+    cache_ttl_seconds: float = Field(default=3600.0, gt=0)
+    """AGENT_RUNNER_CACHE_TTL_SECONDS: the cache bucket's max_age."""
+    cache_bucket: str = Field(default="agent-runner-cache", pattern=r"^[A-Za-z0-9_-]+$")
+    cache_max_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    """Bound of the cache bucket on disk; when full, new entries are simply not cached."""
+    plan_status_bucket: str = Field(default="plan-status", pattern=r"^[A-Za-z0-9_-]+$")
+    """KV bucket the planner writes `<plan_id>.<run_id>` = cancelled into; jobs of such runs
+    are skipped (see plan_status.py)."""
+    local_model_latency_ms: float = Field(default=0.0, ge=0)
+    """AGENT_RUNNER_LOCAL_MODEL_LATENCY_MS: make the local stand-in answer this slowly (per
+    call), to load-test or crash-test the runner with calls that take time like real ones."""
     agent_overrides: dict[AgentName, AgentOverrides] = Field(default_factory=dict)
     provider_keys_present: list[str] = Field(default_factory=list)
 
@@ -217,8 +256,13 @@ class Settings(ServiceSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, PerAgentEnvSource(settings_cls), dotenv_settings,
-                file_secret_settings)
+        return (
+            init_settings,
+            env_settings,
+            PerAgentEnvSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     def default_provider(self) -> str:
         """The provider whose tiers give the default models ("local" for the stand-in)."""
@@ -235,8 +279,9 @@ class Settings(ServiceSettings):
     def agent_config(self, agent: AgentName) -> AgentConfig:
         o = self.agent_overrides.get(agent, AgentOverrides())
         provider = self.default_provider()
-        default_model = (LOCAL_MODEL if provider == "local"
-                         else PROVIDER_TIERS[provider][1][AGENT_TIERS[agent]])
+        default_model = (
+            LOCAL_MODEL if provider == "local" else PROVIDER_TIERS[provider][1][AGENT_TIERS[agent]]
+        )
         return AgentConfig(
             agent=agent,
             model=o.model or default_model,
@@ -245,8 +290,12 @@ class Settings(ServiceSettings):
             api_base=o.api_base,
             timeout_seconds=o.timeout_seconds or self.default_timeout_seconds,
             num_retries=self.default_num_retries if o.num_retries is None else o.num_retries,
-            input_price_per_1k=(self.fallback_input_price_per_1k if o.input_price_per_1k is None
-                                else o.input_price_per_1k),
-            output_price_per_1k=(self.fallback_output_price_per_1k if o.output_price_per_1k is None
-                                 else o.output_price_per_1k),
+            retry_backoff_seconds=self.retry_backoff_seconds,
+            retry_backoff_max_seconds=self.retry_backoff_max_seconds,
+            input_price_per_1k=(
+                self.fallback_input_price_per_1k if o.input_price_per_1k is None else o.input_price_per_1k
+            ),
+            output_price_per_1k=(
+                self.fallback_output_price_per_1k if o.output_price_per_1k is None else o.output_price_per_1k
+            ),
         )

@@ -17,11 +17,13 @@ from tripmesh_agent_runner.agents.outcome import LlmCallRecord
 from tripmesh_agent_runner.domain import Delivery, usage_event
 
 LLM_CALLS = Counter(
-    "tripmesh_llm_calls", "LLM calls by agent, model and outcome (ok, error, cache_hit)",
+    "tripmesh_llm_calls",
+    "LLM calls by agent, model and outcome (ok, error, cache_hit)",
     ["agent", "model", "outcome"],
 )
 LLM_TOKENS = Counter(
-    "tripmesh_llm_tokens", "LLM tokens by agent, model and kind (prompt, completion)",
+    "tripmesh_llm_tokens",
+    "LLM tokens by agent, model and kind (prompt, completion)",
     ["agent", "model", "kind"],
 )
 LLM_COST = Counter("tripmesh_llm_cost_usd", "LLM cost in USD by agent and model", ["agent", "model"])

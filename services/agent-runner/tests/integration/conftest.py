@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,11 @@ from tripmesh_contracts.messages import AgentJob, AgentResult, UsageEvent
 from tripmesh_contracts.plans import AgentName, PlanRequest, Stage
 from tripmesh_kit.bus import Bus, make_broker, provision
 from tripmesh_places import resolve
+
+# tests/support: the OpenAI-compatible stub and shared helpers (tests are not a package)
+SUPPORT = Path(__file__).resolve().parents[1] / "support"
+if str(SUPPORT) not in sys.path:
+    sys.path.insert(0, str(SUPPORT))
 
 STAGE_OF: dict[AgentName, Stage] = {
     AgentName.LOCATION: Stage.RESEARCH,
@@ -49,11 +56,26 @@ def lisbon_trip(start: date | None = None, days: int = 5) -> PlanRequest:
     )
 
 
-def make_job(agent: AgentName, request: PlanRequest, *, user_id: str, plan_id: str,
-             context: dict[str, Any] | None = None, **fields: Any) -> AgentJob:
-    return AgentJob(user_id=user_id, plan_id=plan_id, run_id=fields.pop("run_id", new_id()),
-                    version=1, agent=agent, stage=STAGE_OF[agent], request=request,
-                    context=context or {}, **fields)
+def make_job(
+    agent: AgentName,
+    request: PlanRequest,
+    *,
+    user_id: str,
+    plan_id: str,
+    context: dict[str, Any] | None = None,
+    **fields: Any,
+) -> AgentJob:
+    return AgentJob(
+        user_id=user_id,
+        plan_id=plan_id,
+        run_id=fields.pop("run_id", new_id()),
+        version=1,
+        agent=agent,
+        stage=STAGE_OF[agent],
+        request=request,
+        context=context or {},
+        **fields,
+    )
 
 
 async def wait_for(probe: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> Any:
@@ -76,12 +98,15 @@ class Streams:
     bus: Bus
 
     async def results(self, plan_id: str) -> list[AgentResult]:
-        return [AgentResult.from_bytes(d) for d in await self._all(
-            streams.AGENT_RESULTS.name, subjects.agent_result(plan_id))]
+        return [
+            AgentResult.from_bytes(d)
+            for d in await self._all(streams.AGENT_RESULTS.name, subjects.agent_result(plan_id))
+        ]
 
     async def usage(self, user_id: str) -> list[UsageEvent]:
-        return [UsageEvent.from_bytes(d) for d in await self._all(
-            streams.USAGE.name, subjects.usage(user_id))]
+        return [
+            UsageEvent.from_bytes(d) for d in await self._all(streams.USAGE.name, subjects.usage(user_id))
+        ]
 
     async def count(self, stream: str, subject: str) -> int:
         info = await self.bus.js.stream_info(stream, subjects_filter=subject)
@@ -115,6 +140,7 @@ class Streams:
 
     async def wait_results(self, plan_ids: list[str], timeout: float = 120.0) -> dict[str, AgentResult]:
         """Liveness bound only: waits until every plan has a result (fails if stuck)."""
+
         async def all_there() -> dict[str, AgentResult] | None:
             found = {}
             for plan_id in plan_ids:
@@ -126,9 +152,11 @@ class Streams:
 
         return await wait_for(all_there, timeout)
 
-    async def wait_job_results(self, plan_id: str, job_ids: list[str],
-                               timeout: float = 120.0) -> dict[str, AgentResult]:
+    async def wait_job_results(
+        self, plan_id: str, job_ids: list[str], timeout: float = 120.0
+    ) -> dict[str, AgentResult]:
         """The result of each job (by job id) once all of them are on the plan's subject."""
+
         async def all_there() -> dict[str, AgentResult] | None:
             by_job = {r.job_id: r for r in await self.results(plan_id)}
             return by_job if all(j in by_job for j in job_ids) else None

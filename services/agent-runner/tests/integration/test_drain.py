@@ -101,8 +101,13 @@ def llm_server() -> Iterator[HeldOpenAiServer]:
 
 
 async def test_sigterm_finishes_the_job_in_hand_and_exits_zero(
-    nats_url: str, bus: Bus, stream_reader: Any, trip: PlanRequest,
-    new_job: Callable[..., AgentJob], llm_server: HeldOpenAiServer, tmp_path: Path,
+    nats_url: str,
+    bus: Bus,
+    stream_reader: Any,
+    trip: PlanRequest,
+    new_job: Callable[..., AgentJob],
+    llm_server: HeldOpenAiServer,
+    tmp_path: Path,
 ) -> None:
     user_id, plan_id = f"u-{new_id()}", new_id()
     job = new_job(AgentName.WEATHER, trip, user_id=user_id, plan_id=plan_id)
@@ -124,8 +129,13 @@ async def test_sigterm_finishes_the_job_in_hand_and_exits_zero(
     log_path = tmp_path / "runner.log"
     with log_path.open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tripmesh_agent_runner", env=env, stdout=log,
-            stderr=asyncio.subprocess.STDOUT)
+            sys.executable,
+            "-m",
+            "tripmesh_agent_runner",
+            env=env,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
     try:
         # the job is in flight: its first LLM call is held by the server
         assert await asyncio.to_thread(llm_server.received.wait, LIVENESS), log_path.read_text()

@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from runner_support import publish_job, runner_settings
 from tripmesh_agent_runner.agents import AGENTS
 from tripmesh_agent_runner.app import create_app
 from tripmesh_agent_runner.domain import Delivery
 from tripmesh_agent_runner.llm.base import LOCAL_MODEL, LOCAL_PROVIDER
-from tripmesh_agent_runner.settings import Settings
 from tripmesh_contracts import subjects
 from tripmesh_contracts.ids import new_id, stable_id
 from tripmesh_contracts.messages import AgentJob
@@ -30,21 +30,6 @@ STAGES = [
 ]
 
 
-def runner_settings(nats_url: str, agents: list[AgentName] | None = None, **extra: Any) -> Settings:
-    # every agent pinned to the local stand-in, whatever <AGENT>_AGENT_MODEL the shell has
-    overrides = {a.value: {"model": LOCAL_MODEL} for a in AgentName}
-    for agent, values in extra.pop("agent_overrides", {}).items():
-        overrides[agent] = {**overrides[agent], **values}
-    return Settings(nats_url=nats_url, agents=agents or list(AgentName), concurrency=4,
-                    drain_timeout_seconds=10, model_provider="local",
-                    agent_overrides=overrides, **extra)
-
-
-async def publish_job(bus: Bus, job: AgentJob) -> int:
-    ack = await bus.publish(job, subjects.agent_job(job.agent))
-    return int(ack.seq)
-
-
 async def test_every_agent_type_answers_a_real_trip(
     nats_url: str, bus: Bus, stream_reader: Any, trip: PlanRequest, new_job: Callable[..., AgentJob]
 ) -> None:
@@ -55,8 +40,10 @@ async def test_every_agent_type_answers_a_real_trip(
         context: dict[str, Any] = {}
         # stage by stage, as the planner does: each stage builds on the outputs before it
         for stage in STAGES:
-            stage_jobs = [new_job(a, trip, user_id=user_id, plan_id=plan_id, run_id=run_id,
-                                  context=dict(context)) for a in stage]
+            stage_jobs = [
+                new_job(a, trip, user_id=user_id, plan_id=plan_id, run_id=run_id, context=dict(context))
+                for a in stage
+            ]
             for job in stage_jobs:
                 jobs[job.agent] = job
                 await publish_job(bus, job)
@@ -72,8 +59,9 @@ async def test_every_agent_type_answers_a_real_trip(
                 assert result.model == LOCAL_MODEL
                 context[job.agent.value] = result.output
 
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://runner") as http:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://runner"
+        ) as http:
             assert (await http.get("/healthz")).status_code == 200
             ready = await http.get("/readyz")
             assert ready.status_code == 200, ready.text
@@ -94,8 +82,9 @@ async def test_every_agent_type_answers_a_real_trip(
     assert len({u.id for u in usage}) == len(usage)
 
     for agent in AgentName:
-        assert (f'tripmesh_llm_calls_total{{agent="{agent.value}",model="{LOCAL_MODEL}",outcome="ok"}}'
-                in metrics)
+        assert (
+            f'tripmesh_llm_calls_total{{agent="{agent.value}",model="{LOCAL_MODEL}",outcome="ok"}}' in metrics
+        )
         assert f'tripmesh_agent_jobs_total{{agent="{agent.value}",outcome="ok"}}' in metrics
         assert f'tripmesh_agent_job_seconds_count{{agent="{agent.value}"}}' in metrics
     assert 'tripmesh_llm_tokens_total{agent="planning",kind="prompt"' in metrics
@@ -171,8 +160,13 @@ async def test_job_long_past_its_deadline_is_answered_without_llm_calls(
 ) -> None:
     app = create_app(runner_settings(nats_url, [AgentName.BUDGET], deadline_grace_seconds=60))
     user_id, plan_id = f"u-{new_id()}", new_id()
-    stale = new_job(AgentName.BUDGET, trip, user_id=user_id, plan_id=plan_id,
-                    deadline=datetime.now(UTC) - timedelta(hours=1))
+    stale = new_job(
+        AgentName.BUDGET,
+        trip,
+        user_id=user_id,
+        plan_id=plan_id,
+        deadline=datetime.now(UTC) - timedelta(hours=1),
+    )
     async with app.router.lifespan_context(app):
         seq = await publish_job(bus, stale)
         result = (await stream_reader.wait_job_results(plan_id, [stale.id]))[stale.id]
@@ -183,17 +177,26 @@ async def test_job_long_past_its_deadline_is_answered_without_llm_calls(
 
 
 async def test_unreachable_llm_is_a_failed_result_not_a_failed_message(
-    nats_url: str, bus: Bus, stream_reader: Any, trip: PlanRequest, new_job: Callable[..., AgentJob],
+    nats_url: str,
+    bus: Bus,
+    stream_reader: Any,
+    trip: PlanRequest,
+    new_job: Callable[..., AgentJob],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
     with socket.socket() as s:  # a port nothing listens on: connection refused
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
-    unreachable = {"model": "openai/gpt-5-mini", "api_base": f"http://127.0.0.1:{closed_port}/v1",
-                   "num_retries": 0, "timeout_seconds": 5}
-    app = create_app(runner_settings(nats_url, [AgentName.ACTIVITY],
-                                     agent_overrides={"activity": unreachable}))
+    unreachable = {
+        "model": "openai/gpt-5-mini",
+        "api_base": f"http://127.0.0.1:{closed_port}/v1",
+        "num_retries": 0,
+        "timeout_seconds": 5,
+    }
+    app = create_app(
+        runner_settings(nats_url, [AgentName.ACTIVITY], agent_overrides={"activity": unreachable})
+    )
     user_id, plan_id = f"u-{new_id()}", new_id()
     job = new_job(AgentName.ACTIVITY, trip, user_id=user_id, plan_id=plan_id)
     async with app.router.lifespan_context(app):

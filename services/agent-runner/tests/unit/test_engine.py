@@ -132,7 +132,8 @@ async def test_invalid_output_is_retried_once_then_fails(make_job: JobFactory, t
     llm = ScriptedLlm(answer("Sure! Here is your weather."), answer({"destinations": []}))
     outcome = await run_agent(make_job(AgentName.WEATHER), llm, tools)
     assert not outcome.ok and outcome.error_kind == "invalid_output"
-    assert len(llm.calls) == 2 and [c.attempt for c in outcome.llm_calls] == [1, 2]
+    assert len(llm.calls) == 2 and [c.answer_attempt for c in outcome.llm_calls] == [1, 2]
+    assert [c.attempt for c in outcome.llm_calls] == [1, 1]  # two requests, each tried once
     retry = llm.calls[1]["messages"][-1]
     assert (
         retry["role"] == "user" and "not valid" in retry["content"] and "no JSON object" in retry["content"]
@@ -212,9 +213,10 @@ async def test_config_reaches_the_llm(make_job: JobFactory, tools: ToolRegistry)
                            timeout_seconds=12, num_retries=3, input_price_per_1k=Decimal("0.5"))  # fmt: skip
     outcome = await run_agent(make_job(AgentName.WEATHER), llm, tools, config=config)
     sent = llm.calls[0]
-    assert (sent["model"], sent["max_tokens"], sent["api_base"], sent["timeout"], sent["num_retries"]) == (
-        "openai/gpt-x", 777, "http://vllm:8000", 12, 3,
+    assert (sent["model"], sent["max_tokens"], sent["api_base"], sent["timeout"]) == (
+        "openai/gpt-x", 777, "http://vllm:8000", 12,
     )  # fmt: skip
+    assert "num_retries" not in sent  # one attempt per client call: the engine owns retries
     assert sent["temperature"] is None and sent["fallback_price"] == ModelPrice(Decimal("0.5"), Decimal(0))
     assert outcome.model == "openai/gpt-x" and outcome.result_fields()["model"] == "openai/gpt-x"
 

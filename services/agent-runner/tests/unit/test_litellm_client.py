@@ -22,7 +22,6 @@ async def complete(
         temperature=0.0,
         max_tokens=100,
         timeout=10,
-        num_retries=0,
         api_base=None,
     )
     assert response.provider == "tripmesh-local" and not response.cost_estimated
@@ -72,7 +71,6 @@ async def test_an_unreachable_provider_is_a_transient_llm_error(
             temperature=None,
             max_tokens=10,
             timeout=5,
-            num_retries=0,
             api_base="http://127.0.0.1:9/v1",
         )
     assert caught.value.transient and caught.value.provider == "openai"

@@ -58,8 +58,9 @@ def _data_json(value: Any) -> str:
 def trip_facts(job: AgentJob) -> dict[str, Any]:
     """The resolved, structured side of the request (places come from the gateway's resolver)."""
     request = job.request
+    # No plan, run or job ids: the prompt is the trip, so identical requests are identical
+    # prompts and the shared cache can answer them (the model has no use for our ids).
     return {
-        "plan_id": job.plan_id,
         "start_date": request.start_date.isoformat(),
         "end_date": request.end_date.isoformat(),
         "days": request.days,

@@ -6,48 +6,38 @@ conversation says — the allow-list, not the prompt, is the boundary."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
-from decimal import Decimal
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from tripmesh_contracts import AgentJob
 
 from tripmesh_agent_runner.agents.common import AgentSpec
-from tripmesh_agent_runner.agents.outcome import AgentOutcome, LlmCallRecord, ToolCallRecord
+from tripmesh_agent_runner.agents.llm_calls import BudgetExhausted, CallObserver, LlmCalls
+from tripmesh_agent_runner.agents.outcome import AgentOutcome, ToolCallRecord
 from tripmesh_agent_runner.agents.registry import AGENTS
 from tripmesh_agent_runner.llm.base import (
+    Cacheable,
     CallConfig,
     LlmCallConfig,
     LlmCallError,
     LlmClient,
-    ModelPrice,
+    LlmResponse,
     ToolCallRequest,
 )
 from tripmesh_agent_runner.tools.registry import ToolRegistry
+
+__all__ = ["BudgetExhausted", "CallObserver", "parse_json_object", "run_agent", "validate_answer"]
 
 MAX_ERRORS_SHOWN = 8
 MAX_TOOL_CALLS_PER_TURN = 16
 """More calls in one turn are answered with an error, not run: a runaway model must not fan out."""
 RECORDED_ARGUMENTS_CHARS = 500
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
-
-
-class BudgetExhausted(Exception):
-    """Raised by a CallObserver before a call the plan's LLM budget cannot cover."""
-
-
-class CallObserver(Protocol):
-    """Hooks around each LLM call: reserve budget before (may raise BudgetExhausted), emit the
-    usage event and settle after. Failed calls are reported too."""
-
-    async def before_llm_call(
-        self, *, job: AgentJob, model: str, turn: int, attempt: int, max_tokens: int
-    ) -> None: ...
-
-    async def after_llm_call(self, *, job: AgentJob, record: LlmCallRecord) -> None: ...
 
 
 def parse_json_object(text: str | None) -> dict[str, Any]:
@@ -100,7 +90,13 @@ async def _answer_tool_call(
         return json.dumps({"error": error}), ToolCallRecord(call.name, arguments, turn, ok=False, error=error)
     result = await tools.execute(call.name, call.arguments)
     record = ToolCallRecord(
-        call.name, arguments, turn, ok=result.ok, error=result.error, duration_ms=result.duration_ms
+        call.name,
+        arguments,
+        turn,
+        ok=result.ok,
+        error=result.error,
+        duration_ms=result.duration_ms,
+        cache_hit=result.cache_hit,
     )
     return result.as_message_content(), record
 
@@ -113,6 +109,18 @@ def _retry_message(errors: list[str]) -> dict[str, Any]:
     }
 
 
+def _acceptable(spec: AgentSpec, job: AgentJob) -> Cacheable:
+    """Answers worth caching: tool calls the engine will run (all on the allow-list), or a
+    final answer that validates. An answer the engine rejects is never served again."""
+
+    def check(response: LlmResponse) -> bool:
+        if response.tool_calls:
+            return all(c.name in spec.allowed_tools for c in response.tool_calls)
+        return validate_answer(response.content, spec, job)[0] is not None
+
+    return check
+
+
 async def run_agent(
     job: AgentJob,
     llm: LlmClient,
@@ -121,10 +129,12 @@ async def run_agent(
     config: CallConfig | None = None,
     spec: AgentSpec | None = None,
     observer: CallObserver | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AgentOutcome:
     """Run `job` with its agent's spec: call the model with the allowed tools, execute allowed
     tool calls, loop up to spec.max_turns, validate the answer (one retry with the errors), and
-    return the outcome. LLM calls are never retried here: litellm's num_retries owns that."""
+    return the outcome. A failed LLM request is retried by `LlmCalls` (the retry owner of the
+    LLM hop), each attempt reported to the observer."""
     config = config or LlmCallConfig()
     started = time.perf_counter()
     outcome = AgentOutcome(agent=job.agent, model=config.model)
@@ -142,47 +152,22 @@ async def run_agent(
         return finish(error_kind="unknown_agent", error=f"no agent {job.agent!r}")
     messages = spec.build_messages(job)
     tool_specs = tools.specs(spec.allowed_tools) or None
-    fallback_price = ModelPrice(config.input_price_per_1k, config.output_price_per_1k)
-    attempt = 1
+    calls = LlmCalls(job, llm, config, outcome, observer, sleep)
+    acceptable = _acceptable(spec, job)
+    answer_attempt = 1
     for turn in range(1, spec.max_turns + 1):
-        if observer is not None:
-            try:
-                await observer.before_llm_call(
-                    job=job, model=config.model, turn=turn, attempt=attempt, max_tokens=config.max_tokens
-                )
-            except BudgetExhausted as exc:
-                return finish(error_kind="budget_exhausted", error=str(exc) or "LLM budget exhausted")
         try:
-            response = await llm.complete(
-                model=config.model,
+            response = await calls.request(
                 messages=messages,
                 tools=tool_specs,
-                temperature=config.temperature,
-                max_tokens=config.max_tokens,
-                timeout=config.timeout_seconds,
-                num_retries=config.num_retries,
-                api_base=config.api_base,
-                fallback_price=fallback_price,
+                turn=turn,
+                answer_attempt=answer_attempt,
+                cacheable=acceptable,
             )
+        except BudgetExhausted as exc:
+            return finish(error_kind="budget_exhausted", error=str(exc) or "LLM budget exhausted")
         except LlmCallError as exc:
-            failed = LlmCallRecord(
-                model=config.model, provider=exc.provider, prompt_tokens=0, completion_tokens=0,
-                cost_usd=Decimal(0), latency_ms=exc.latency_ms, turn=turn, attempt=attempt,
-                success=False, error=str(exc)[:500],
-            )  # fmt: skip
-            outcome.llm_calls.append(failed)
-            if observer is not None:
-                await observer.after_llm_call(job=job, record=failed)
             return finish(error_kind="llm_error", error=str(exc)[:1000], retryable=exc.transient)
-        record = LlmCallRecord(
-            model=config.model, provider=response.provider, prompt_tokens=response.prompt_tokens,
-            completion_tokens=response.completion_tokens, cost_usd=response.cost_usd,
-            latency_ms=response.latency_ms, turn=turn, attempt=attempt,
-            cost_estimated=response.cost_estimated, cache_hit=response.cache_hit,
-        )  # fmt: skip
-        outcome.llm_calls.append(record)
-        if observer is not None:
-            await observer.after_llm_call(job=job, record=record)
 
         if response.tool_calls:
             messages.append(
@@ -209,8 +194,8 @@ async def run_agent(
         if output is not None:
             outcome.output = output
             return finish()
-        if attempt == 1:
-            attempt = 2
+        if answer_attempt == 1:
+            answer_attempt = 2
             messages.append({"role": "assistant", "content": response.content or ""})
             messages.append(_retry_message(errors))
             continue

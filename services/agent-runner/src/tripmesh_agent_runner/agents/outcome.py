@@ -20,9 +20,13 @@ class LlmCallRecord:
     cost_usd: Decimal
     latency_ms: int
     turn: int
-    """1-based index of the call within the run."""
+    """1-based turn of the conversation (a request and its retries share a turn)."""
     attempt: int
-    """1 for the first answer; 2 for calls after the invalid-output retry."""
+    """Try of this request: 1, then 2, 3... for retries after a transient failure."""
+    call_index: int = 0
+    """1-based index of the call (every attempt counts) within the run: the usage id's part."""
+    answer_attempt: int = 1
+    """1 for the first answer; 2 for calls after the invalid-output correction."""
     success: bool = True
     error: str | None = None
     cost_estimated: bool = False
@@ -39,6 +43,7 @@ class ToolCallRecord:
     """Not on the agent's allow-list: answered with an error, never executed."""
     error: str | None = None
     duration_ms: int = 0
+    cache_hit: bool = False
 
 
 @dataclass
@@ -49,7 +54,7 @@ class AgentOutcome:
     output: dict[str, Any] | None = None
     error: str | None = None
     error_kind: str | None = None
-    """invalid_output | llm_error | budget_exhausted | too_many_turns | unknown_agent"""
+    """invalid_output | llm_error | budget_exhausted | too_many_turns | unknown_agent | cancelled"""
     retryable: bool = False
     """The failure was transient (LLM timeout, rate limit...): redelivering the job may succeed."""
     llm_calls: list[LlmCallRecord] = field(default_factory=list)

@@ -5,6 +5,7 @@ inject a fake client."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -56,16 +57,31 @@ class LlmResponse:
 
 
 class LlmCallError(Exception):
-    """The call failed after the client's own retries (litellm `num_retries`)."""
+    """One LLM request failed (one HTTP attempt: clients never retry, the engine does)."""
 
     def __init__(
-        self, message: str, *, provider: str = "unknown", latency_ms: int = 0, transient: bool = False
+        self,
+        message: str,
+        *,
+        provider: str = "unknown",
+        latency_ms: int = 0,
+        transient: bool = False,
+        retry_after: float | None = None,
+        status_code: int | None = None,
     ) -> None:
         super().__init__(message)
         self.provider = provider
         self.latency_ms = latency_ms
         self.transient = transient
-        """Timeouts, rate limits, 5xx, connection errors: worth redelivering the job later."""
+        """Timeouts, rate limits, 5xx, connection errors: worth trying again."""
+        self.retry_after = retry_after
+        """Seconds the provider asked us to wait (a 429's Retry-After), if it said."""
+        self.status_code = status_code
+
+
+Cacheable = Callable[[LlmResponse], bool]
+"""Tells a caching client whether an answer is worth reusing (the engine: tool calls it would
+run, or a final answer that validates - never an answer it is about to reject)."""
 
 
 class LlmClient(Protocol):
@@ -78,10 +94,13 @@ class LlmClient(Protocol):
         temperature: float | None,
         max_tokens: int,
         timeout: float,
-        num_retries: int,
         api_base: str | None,
         fallback_price: ModelPrice | None = None,
-    ) -> LlmResponse: ...
+        cacheable: Cacheable | None = None,
+    ) -> LlmResponse:
+        """Exactly one request to the model (no retries: the caller owns them); raises
+        LlmCallError when it fails."""
+        ...
 
 
 class CallConfig(Protocol):
@@ -100,6 +119,10 @@ class CallConfig(Protocol):
     @property
     def num_retries(self) -> int: ...
     @property
+    def retry_backoff_seconds(self) -> float: ...
+    @property
+    def retry_backoff_max_seconds(self) -> float: ...
+    @property
     def input_price_per_1k(self) -> Decimal: ...
     @property
     def output_price_per_1k(self) -> Decimal: ...
@@ -115,5 +138,7 @@ class LlmCallConfig:
     api_base: str | None = None
     timeout_seconds: float = 60.0
     num_retries: int = 0
+    retry_backoff_seconds: float = 0.0
+    retry_backoff_max_seconds: float = 0.0
     input_price_per_1k: Decimal = Decimal(0)
     output_price_per_1k: Decimal = Decimal(0)

@@ -10,6 +10,7 @@ from tripmesh_agent_runner.llm.base import (
     CONSERVATIVE_PRICE,
     FREE,
     LOCAL_PROVIDER,
+    Cacheable,
     LlmCallError,
     LlmResponse,
     ModelPrice,
@@ -17,26 +18,70 @@ from tripmesh_agent_runner.llm.base import (
 )
 from tripmesh_agent_runner.llm.litellm_import import load_litellm
 
-# litellm exception class names worth a later redelivery (the call itself was already retried
-# num_retries times by litellm).
+# litellm exception class names worth trying again (by the engine's retry loop).
 _TRANSIENT_ERRORS = frozenset(
     {"Timeout", "RateLimitError", "APIConnectionError", "ServiceUnavailableError", "InternalServerError",
      "APIError"}
 )  # fmt: skip
+_TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER_SECONDS = 600.0
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """A 429's Retry-After, in seconds (litellm keeps the provider's response headers)."""
+    headers = getattr(exc, "litellm_response_headers", None)
+    if headers is None:
+        response = getattr(exc, "response", None)
+        headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    value = headers.get("retry-after")
+    try:
+        seconds = float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None  # an HTTP date: rare for LLM APIs; the engine's backoff applies
+    return None if seconds is None or seconds < 0 else min(seconds, MAX_RETRY_AFTER_SECONDS)
+
+
+def call_error(exc: Exception, model: str, latency_ms: int) -> LlmCallError:
+    status = getattr(exc, "status_code", None)
+    status_code = status if isinstance(status, int) else None
+    transient = type(exc).__name__ in _TRANSIENT_ERRORS or status_code in _TRANSIENT_STATUS
+    return LlmCallError(
+        f"{type(exc).__name__}: {exc}",
+        provider=model.split("/", 1)[0] if "/" in model else "unknown",
+        latency_ms=latency_ms,
+        transient=transient,
+        retry_after=_retry_after(exc),
+        status_code=status_code,
+    )
 
 
 class LitellmClient:
-    """`complete()` through `litellm.acompletion`.
+    """`complete()` through `litellm.acompletion`: exactly one HTTP attempt per call.
+
+    Retries: litellm's `num_retries` and the OpenAI SDK's `max_retries` (litellm turns
+    num_retries into max_retries, and the SDK retries twice by default) are both forced to
+    0. Their retries are invisible from here - a call that failed twice and then succeeded
+    returns one ordinary response - so those attempts would never become usage events. The
+    engine owns the retry loop instead (agents/llm_calls.py), one usage event per attempt.
 
     Cost of a call: the local stand-in costs `local_price` (0 unless priced in settings); any
     other model is priced by litellm's cost map, else by the caller's fallback price, else by
     CONSERVATIVE_PRICE — the last two flagged `cost_estimated`, never silently 0.
     """
 
-    def __init__(self, *, register_local_model: bool = True, local_price: ModelPrice | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        register_local_model: bool = True,
+        local_price: ModelPrice | None = None,
+        local_latency_seconds: float = 0.0,
+    ) -> None:
         self._litellm: Any = None
         self._register_local_model = register_local_model
         self.local_price = local_price or FREE
+        self.local_latency_seconds = local_latency_seconds
 
     @property
     def litellm(self) -> Any:
@@ -45,7 +90,7 @@ class LitellmClient:
             if self._register_local_model:
                 from tripmesh_agent_runner.llm.local_model import register_local_model
 
-                register_local_model()
+                register_local_model(latency_seconds=self.local_latency_seconds)
         return self._litellm
 
     def _provider(self, response: Any, model: str) -> str:
@@ -78,9 +123,9 @@ class LitellmClient:
         temperature: float | None,
         max_tokens: int,
         timeout: float,
-        num_retries: int,
         api_base: str | None,
         fallback_price: ModelPrice | None = None,
+        cacheable: Cacheable | None = None,
     ) -> LlmResponse:
         litellm = self.litellm
         kwargs: dict[str, Any] = {
@@ -88,7 +133,9 @@ class LitellmClient:
             "messages": messages,
             "max_tokens": max_tokens,
             "timeout": timeout,
-            "num_retries": num_retries,
+            # one attempt: the engine owns retries (see the class docstring)
+            "num_retries": 0,
+            "max_retries": 0,
         }
         if tools:
             kwargs["tools"] = tools
@@ -100,14 +147,7 @@ class LitellmClient:
         try:
             response = await litellm.acompletion(**kwargs)
         except Exception as exc:
-            latency = int((time.perf_counter() - started) * 1000)
-            provider = model.split("/", 1)[0] if "/" in model else "unknown"
-            raise LlmCallError(
-                f"{type(exc).__name__}: {exc}",
-                provider=provider,
-                latency_ms=latency,
-                transient=type(exc).__name__ in _TRANSIENT_ERRORS,
-            ) from exc
+            raise call_error(exc, model, int((time.perf_counter() - started) * 1000)) from exc
         latency = int((time.perf_counter() - started) * 1000)
         choice = response.choices[0]
         message = choice.message

@@ -14,6 +14,7 @@ Register it with `register_local_model()`, then call litellm with model=LOCAL_MO
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from typing import Any
@@ -98,10 +99,16 @@ def respond(model: str, messages: list[Any], optional_params: dict[str, Any]) ->
 class DeterministicLocalModel(litellm.CustomLLM):  # type: ignore[misc,name-defined]
     """litellm custom provider `tripmesh-local` (see the module docstring)."""
 
+    latency_seconds: float = 0.0
+    """Simulated thinking time per async call (AGENT_RUNNER_LOCAL_MODEL_LATENCY_MS): lets load
+    and crash tests hold calls in flight the way a real model does."""
+
     def completion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Any:
         return respond(model, messages, _optional_params(args, kwargs))
 
     async def acompletion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Any:
+        if self.latency_seconds > 0:
+            await asyncio.sleep(self.latency_seconds)
         return respond(model, messages, _optional_params(args, kwargs))
 
 
@@ -115,12 +122,23 @@ def _optional_params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str,
     return dict(params or {})
 
 
-def register_local_model() -> str:
-    """Add the `tripmesh-local` provider to litellm (idempotent); returns the model string."""
-    if not any(item.get("provider") == LOCAL_PROVIDER for item in litellm.custom_provider_map):
+def register_local_model(latency_seconds: float | None = None) -> str:
+    """Add the `tripmesh-local` provider to litellm (idempotent); returns the model string.
+    `latency_seconds` (when given) sets the stand-in's per-call delay."""
+    handler = next(
+        (
+            item["custom_handler"]
+            for item in litellm.custom_provider_map
+            if item.get("provider") == LOCAL_PROVIDER
+        ),
+        None,
+    )
+    if handler is None:
         handler = DeterministicLocalModel()
         litellm.custom_provider_map = [
             *litellm.custom_provider_map,
             {"provider": LOCAL_PROVIDER, "custom_handler": handler},
         ]
+    if latency_seconds is not None:
+        handler.latency_seconds = latency_seconds
     return LOCAL_MODEL

@@ -102,5 +102,6 @@ TOOLS = [
         description="Local time, UTC offset and DST of a city or IANA time zone, now or at a given instant.",
         args_model=LocalTimeArgs,
         func=local_time,
+        cache_when=lambda args: args.at is not None,  # "now" changes every minute
     ),
 ]

@@ -1,5 +1,9 @@
 """Tools the agents may call: plain functions with a pydantic args model, exposed to the LLM as
-OpenAI-style function specs and executed by name with validated arguments."""
+OpenAI-style function specs and executed by name with validated arguments.
+
+With a shared cache attached (`registry.cache`), a successful lookup is stored under the tool
+name and its *validated* arguments, so every replica answers the same lookup from the cache
+within the TTL; a tool whose answer depends on the moment says so with `cache_when`."""
 
 from __future__ import annotations
 
@@ -13,12 +17,18 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from tripmesh_agent_runner.cache import ResponseCache, cache_key, count_lookup
+
 
 class ToolError(Exception):
     """A tool could not answer (unknown place, unsupported country): told to the model as is."""
 
 
 ToolFunction = Callable[[Any], object | Awaitable[object]]
+
+
+def always(args: Any) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,9 @@ class Tool:
     args_model: type[BaseModel]
     func: ToolFunction
     """Called with an instance of args_model; returns JSON-able data or a pydantic model."""
+    cache_when: Callable[[Any], bool] = always
+    """Whether a result for these (validated) arguments may be served from the shared cache:
+    false for answers that depend on the moment (e.g. the local time *now*)."""
 
     def spec(self) -> dict[str, Any]:
         """The OpenAI / litellm `tools=` entry for this tool."""
@@ -46,6 +59,7 @@ class ToolOutcome:
     result: Any = None
     error: str | None = None
     duration_ms: int = 0
+    cache_hit: bool = False
 
     def as_message_content(self, limit: int = 12_000) -> str:
         """What goes back to the model in the `tool` message (bounded: results feed the prompt)."""
@@ -63,8 +77,9 @@ def _to_jsonable(value: object) -> Any:
 
 
 class ToolRegistry:
-    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+    def __init__(self, tools: Iterable[Tool] = (), cache: ResponseCache | None = None) -> None:
         self._tools: dict[str, Tool] = {}
+        self.cache = cache
         for tool in tools:
             self.register(tool)
 
@@ -94,9 +109,11 @@ class ToolRegistry:
         rather than failing the whole agent."""
         started = time.perf_counter()
 
-        def done(ok: bool, result: Any = None, error: str | None = None) -> ToolOutcome:
+        def done(ok: bool, result: Any = None, error: str | None = None, hit: bool = False) -> ToolOutcome:
             elapsed = int((time.perf_counter() - started) * 1000)
-            return ToolOutcome(name=name, ok=ok, result=result, error=error, duration_ms=elapsed)
+            return ToolOutcome(
+                name=name, ok=ok, result=result, error=error, duration_ms=elapsed, cache_hit=hit
+            )
 
         tool = self._tools.get(name)
         if tool is None:
@@ -106,6 +123,13 @@ class ToolRegistry:
             args = tool.args_model.model_validate(raw or {})
         except (ValueError, ValidationError) as exc:
             return done(False, error=f"invalid arguments for {name}: {exc}")
+        key = None
+        if self.cache is not None and tool.cache_when(args):
+            key = cache_key("tool", {"tool": name, "args": args.model_dump(mode="json")})
+            raw = await self.cache.get(key)
+            count_lookup("tool", raw is not None)
+            if raw is not None:
+                return done(True, result=json.loads(raw), hit=True)
         try:
             if inspect.iscoroutinefunction(tool.func):
                 value = await tool.func(args)
@@ -119,4 +143,7 @@ class ToolRegistry:
             return done(False, error=str(exc))
         except Exception as exc:
             return done(False, error=f"{name} failed: {type(exc).__name__}: {exc}")
-        return done(True, result=_to_jsonable(value))
+        result = _to_jsonable(value)
+        if key is not None and self.cache is not None:
+            await self.cache.put(key, json.dumps(result, ensure_ascii=False, default=str).encode())
+        return done(True, result=result)
