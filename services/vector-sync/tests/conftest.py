@@ -69,8 +69,11 @@ def vs_nats_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     port = _free_port()
     conf = tmp_path / "nats.conf"
     conf.write_text(f'jetstream {{ store_dir: "{tmp_path / "js"}", sync_interval: always }}\n')
-    proc = subprocess.Popen([exe, "-a", "127.0.0.1", "-p", str(port), "-c", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "-a", "127.0.0.1", "-p", str(port), "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -97,9 +100,14 @@ class QdrantTarget:
     prefix: str
 
     def settings(self, nats_url: str, **overrides: Any) -> Settings:
-        values: dict[str, Any] = {"nats_url": nats_url, "qdrant_url": self.url,
-                                  "qdrant_path": self.path, "collection_prefix": self.prefix,
-                                  "fetch_timeout_seconds": 0.5, "drain_timeout_seconds": 5}
+        values: dict[str, Any] = {
+            "nats_url": nats_url,
+            "qdrant_url": self.url,
+            "qdrant_path": self.path,
+            "collection_prefix": self.prefix,
+            "fetch_timeout_seconds": 0.5,
+            "drain_timeout_seconds": 5,
+        }
         return Settings(**{**values, **overrides})
 
     def client(self) -> AsyncQdrantClient:
@@ -140,8 +148,9 @@ def wordllama() -> WordLlamaEmbedder:
 
 
 @pytest.fixture
-async def qdrant_store(qdrant_target: QdrantTarget,
-                       wordllama: WordLlamaEmbedder) -> AsyncIterator[VectorStore]:
+async def qdrant_store(
+    qdrant_target: QdrantTarget, wordllama: WordLlamaEmbedder
+) -> AsyncIterator[VectorStore]:
     """The store alone (no service), collections created for the real default embedder."""
     store = VectorStore(qdrant_target.client(), CollectionNames.with_prefix(qdrant_target.prefix))
     await ensure_collections(store.client, store.names, wordllama)
@@ -201,8 +210,9 @@ class RunningVectorSync:
     async def plan_point(self, plan_id: str) -> models.Record | None:
         from tripmesh_vector_sync.documents import plan_point_id
 
-        found = await self.store.client.retrieve(self.store.names.plans, [plan_point_id(plan_id)],
-                                                 with_payload=True)
+        found = await self.store.client.retrieve(
+            self.store.names.plans, [plan_point_id(plan_id)], with_payload=True
+        )
         return found[0] if found else None
 
 
@@ -225,8 +235,9 @@ def running() -> Callable[..., Any]:
 
 
 @pytest.fixture
-async def vector_sync(vs_nats_url: str, qdrant_target: QdrantTarget,
-                      wordllama: WordLlamaEmbedder) -> AsyncIterator[RunningVectorSync]:
+async def vector_sync(
+    vs_nats_url: str, qdrant_target: QdrantTarget, wordllama: WordLlamaEmbedder
+) -> AsyncIterator[RunningVectorSync]:
     async with running_vector_sync(qdrant_target.settings(vs_nats_url), wordllama) as running:
         yield running
 
@@ -234,20 +245,48 @@ async def vector_sync(vs_nats_url: str, qdrant_target: QdrantTarget,
 # --- plan changes ------------------------------------------------------------------------
 
 
-def snapshot(title: str = "A week in Lisbon", *, destinations: list[str] | None = None,
-             countries: list[str] | None = None, start: str = "2026-05-01", end: str = "2026-05-08",
-             budget: str = "1500", currency: str = "EUR", status: PlanStatus = PlanStatus.COMPLETED,
-             summary: str = "", preferences: dict[str, Any] | None = None) -> PlanSnapshot:
+def snapshot(
+    title: str = "A week in Lisbon",
+    *,
+    destinations: list[str] | None = None,
+    countries: list[str] | None = None,
+    start: str = "2026-05-01",
+    end: str = "2026-05-08",
+    budget: str = "1500",
+    currency: str = "EUR",
+    status: PlanStatus = PlanStatus.COMPLETED,
+    summary: str = "",
+    preferences: dict[str, Any] | None = None,
+) -> PlanSnapshot:
     return PlanSnapshot(
-        title=title, destinations=destinations or ["Lisbon"], countries=countries or ["Portugal"],
-        start_date=start, end_date=end, budget_total=Decimal(budget), budget_currency=currency,
-        status=status, summary=summary, preferences=preferences or {})
+        title=title,
+        destinations=destinations or ["Lisbon"],
+        countries=countries or ["Portugal"],
+        start_date=start,
+        end_date=end,
+        budget_total=Decimal(budget),
+        budget_currency=currency,
+        status=status,
+        summary=summary,
+        preferences=preferences or {},
+    )
 
 
-def change(plan_id: str, version: int, snap: PlanSnapshot | None = None, *, user_id: str = "user-a",
-           deleted: bool = False) -> PlanChanged:
-    return PlanChanged(user_id=user_id, plan_id=plan_id, version=version, deleted=deleted,
-                       snapshot=None if deleted else (snap or snapshot()))
+def change(
+    plan_id: str,
+    version: int,
+    snap: PlanSnapshot | None = None,
+    *,
+    user_id: str = "user-a",
+    deleted: bool = False,
+) -> PlanChanged:
+    return PlanChanged(
+        user_id=user_id,
+        plan_id=plan_id,
+        version=version,
+        deleted=deleted,
+        snapshot=None if deleted else (snap or snapshot()),
+    )
 
 
 @pytest.fixture

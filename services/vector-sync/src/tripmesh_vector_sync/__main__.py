@@ -21,8 +21,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vector-sync", description=__doc__)
     commands = parser.add_subparsers(dest="command")
     commands.add_parser(
-        "reindex", help="drop and recreate the collections for the configured embedder and "
-                        "replay PLAN_CHANGES (stop the service first in local mode)")
+        "reindex",
+        help="drop and recreate the collections for the configured embedder and "
+        "replay PLAN_CHANGES (stop the service first in local mode)",
+    )
     measure = commands.add_parser("measure-embed", help="time the configured embedder")
     measure.add_argument("-n", type=int, default=500, help="number of plan texts")
     return parser
@@ -39,8 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "measure-embed":
         print(json.dumps(measure_embed(settings, args.n)))
         return
-    serve(create_app(settings), settings.http_host, settings.http_port,
-          settings.drain_timeout_seconds)
+    serve(create_app(settings), settings.http_host, settings.http_port, settings.drain_timeout_seconds)
 
 
 if __name__ == "__main__":

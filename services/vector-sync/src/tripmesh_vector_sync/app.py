@@ -31,20 +31,30 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     """`embedder` lets tests share one loaded model; the service builds it from settings."""
     settings = settings or Settings()
     embedder = embedder or build_embedder(settings)
-    broker = make_broker(settings.nats_url, settings.service_name,
-                         graceful_timeout=settings.drain_timeout_seconds)
+    broker = make_broker(
+        settings.nats_url, settings.service_name, graceful_timeout=settings.drain_timeout_seconds
+    )
     bus = Bus(broker)
     api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
     store = VectorStore(
-        open_client(settings.qdrant_url, str(settings.resolved_qdrant_path()), api_key=api_key,
-                    timeout=settings.qdrant_timeout_seconds),
+        open_client(
+            settings.qdrant_url,
+            str(settings.resolved_qdrant_path()),
+            api_key=api_key,
+            timeout=settings.qdrant_timeout_seconds,
+        ),
         CollectionNames.with_prefix(settings.collection_prefix),
     )
     sync = PlanSync(store, embedder, embedder_label=settings.resolved_embedder().value)
     search = SearchService(store, embedder)
-    register_handlers(broker, bus, sync, search,
-                      fetch_timeout_seconds=settings.fetch_timeout_seconds,
-                      rpc_workers=settings.rpc_workers)
+    register_handlers(
+        broker,
+        bus,
+        sync,
+        search,
+        fetch_timeout_seconds=settings.fetch_timeout_seconds,
+        rpc_workers=settings.rpc_workers,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -62,8 +72,13 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
                 log.warning("embedder_changed_reindexing", embedder=embedder.name)
                 await rebuild(store, sync, bus.js, batch_size=settings.reindex_batch_size)
                 created = []
-            log.info("collections_ready", created=created, embedder=embedder.name,
-                     dim=embedder.dim, qdrant=settings.qdrant_url or "local")
+            log.info(
+                "collections_ready",
+                created=created,
+                embedder=embedder.name,
+                dim=embedder.dim,
+                qdrant=settings.qdrant_url or "local",
+            )
             await broker.start()
             yield
         finally:
@@ -73,10 +88,14 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             await store.close()
 
     app = FastAPI(title="tripmesh vector-sync", lifespan=lifespan)
-    app.include_router(ops_router({
-        "nats": nats_check(lambda: broker._connection),
-        "qdrant": store.ping,
-    }))
+    app.include_router(
+        ops_router(
+            {
+                "nats": nats_check(lambda: broker._connection),
+                "qdrant": store.ping,
+            }
+        )
+    )
     app.state.settings = settings
     app.state.broker = broker
     app.state.store = store

@@ -39,8 +39,7 @@ class CollectionNames:
 
     @classmethod
     def with_prefix(cls, prefix: str = "") -> CollectionNames:
-        return cls(f"{prefix}plans", f"{prefix}locations", f"{prefix}preferences",
-                   f"{prefix}plan_tombstones")
+        return cls(f"{prefix}plans", f"{prefix}locations", f"{prefix}preferences", f"{prefix}plan_tombstones")
 
     def vector_collections(self) -> tuple[str, ...]:
         return (self.plans, self.locations, self.preferences)
@@ -84,8 +83,7 @@ async def _metadata_of(client: AsyncQdrantClient, name: str) -> tuple[dict[str, 
     return dict(info.config.metadata or {}), size
 
 
-async def mismatches(client: AsyncQdrantClient, names: CollectionNames,
-                     embedder: Embedder) -> list[str]:
+async def mismatches(client: AsyncQdrantClient, names: CollectionNames, embedder: Embedder) -> list[str]:
     """Why the existing collections cannot take this embedder's vectors ([] = they can)."""
     wanted = fingerprint(embedder)
     problems: list[str] = []
@@ -99,8 +97,9 @@ async def mismatches(client: AsyncQdrantClient, names: CollectionNames,
     return problems
 
 
-async def ensure_collections(client: AsyncQdrantClient, names: CollectionNames,
-                             embedder: Embedder, *, recreate: bool = False) -> list[str]:
+async def ensure_collections(
+    client: AsyncQdrantClient, names: CollectionNames, embedder: Embedder, *, recreate: bool = False
+) -> list[str]:
     """Create what is missing (idempotent); refuse collections of another embedder.
 
     `recreate=True` drops and recreates all of them (the reindex path). Returns the names of
@@ -116,12 +115,17 @@ async def ensure_collections(client: AsyncQdrantClient, names: CollectionNames,
             raise EmbedderMismatchError(
                 "collections were built by another embedder; vectors are never mixed. Run "
                 "`python -m tripmesh_vector_sync reindex` (or set VECTOR_SYNC_REINDEX_ON_"
-                "MISMATCH=true) to rebuild them from PLAN_CHANGES: " + "; ".join(problems))
+                "MISMATCH=true) to rebuild them from PLAN_CHANGES: " + "; ".join(problems)
+            )
     created: list[str] = []
     for name in names.vector_collections():
         if not await client.collection_exists(name):
-            await _create(client, name, models.VectorParams(
-                size=embedder.dim, distance=models.Distance.COSINE), fingerprint(embedder))
+            await _create(
+                client,
+                name,
+                models.VectorParams(size=embedder.dim, distance=models.Distance.COSINE),
+                fingerprint(embedder),
+            )
             created.append(name)
     if not await client.collection_exists(names.tombstones):
         await _create(client, names.tombstones, {}, {"schema": SCHEMA_VERSION})
@@ -130,9 +134,12 @@ async def ensure_collections(client: AsyncQdrantClient, names: CollectionNames,
     return created
 
 
-async def _create(client: AsyncQdrantClient, name: str,
-                  vectors: models.VectorParams | dict[str, models.VectorParams],
-                  metadata: dict[str, Any]) -> None:
+async def _create(
+    client: AsyncQdrantClient,
+    name: str,
+    vectors: models.VectorParams | dict[str, models.VectorParams],
+    metadata: dict[str, Any],
+) -> None:
     try:
         await client.create_collection(name, vectors_config=vectors, metadata=metadata)
     except Exception:
@@ -142,8 +149,12 @@ async def _create(client: AsyncQdrantClient, name: str,
 
 
 async def _ensure_indexes(client: AsyncQdrantClient, names: CollectionNames) -> None:
-    by_role = {"plans": names.plans, "preferences": names.preferences,
-               "locations": names.locations, "plan_tombstones": names.tombstones}
+    by_role = {
+        "plans": names.plans,
+        "preferences": names.preferences,
+        "locations": names.locations,
+        "plan_tombstones": names.tombstones,
+    }
     with warnings.catch_warnings():
         # local mode scans linearly and warns that indexes have no effect there: same code
         # path either way, the indexes matter on a server

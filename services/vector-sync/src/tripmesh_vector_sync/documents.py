@@ -58,15 +58,18 @@ def _flatten(value: Any) -> list[str]:
     if isinstance(value, bool):
         return ["true" if value else "false"]
     if isinstance(value, dict):
-        return [f"{k.replace('_', ' ')} {' '.join(_flatten(v))}".strip()
-                for k, v in sorted(value.items()) if _flatten(v)]
+        return [
+            f"{k.replace('_', ' ')} {' '.join(_flatten(v))}".strip()
+            for k, v in sorted(value.items())
+            if _flatten(v)
+        ]
     if isinstance(value, list | tuple | set):
         return [word for item in value for word in _flatten(item)]
     return [str(value).strip()]
 
 
 def _month_span(start: str, end: str) -> str:
-    """"May 2026" / "May to June 2026": words an embedder relates to seasons and queries."""
+    """ "May 2026" / "May to June 2026": words an embedder relates to seasons and queries."""
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError:

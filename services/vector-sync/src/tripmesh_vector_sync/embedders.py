@@ -89,8 +89,9 @@ class WordLlamaEmbedder:
         self._dim = dim
         self._version = getattr(wordllama, "__version__", "unknown")
         trunc = None if dim == 256 else dim
-        self._model: Any = WordLlama.load(config=config, cache_dir=package_dir, dim=256,
-                                          trunc_dim=trunc, disable_download=True)
+        self._model: Any = WordLlama.load(
+            config=config, cache_dir=package_dir, dim=256, trunc_dim=trunc, disable_download=True
+        )
 
     @property
     def name(self) -> str:
@@ -113,8 +114,9 @@ class LiteLLMEmbedder:
     """Any embedding model litellm can call (`openai/text-embedding-3-small`, an
     OpenAI-compatible `api_base`, Ollama, ...)."""
 
-    def __init__(self, model: str, *, api_base: str | None = None, dimensions: int | None = None,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self, model: str, *, api_base: str | None = None, dimensions: int | None = None, timeout: float = 30.0
+    ) -> None:
         self._model = model
         self._api_base = api_base
         self._dimensions = dimensions
@@ -165,7 +167,10 @@ def build_embedder(settings: Settings) -> Embedder:
     if kind is EmbedderKind.LITELLM:
         if not settings.embedding_model:
             raise ValueError("VECTOR_SYNC_EMBEDDER=litellm needs VECTOR_SYNC_EMBEDDING_MODEL")
-        return LiteLLMEmbedder(settings.embedding_model, api_base=settings.embedding_api_base,
-                               dimensions=settings.embedding_dimensions,
-                               timeout=settings.embedding_timeout_seconds)
+        return LiteLLMEmbedder(
+            settings.embedding_model,
+            api_base=settings.embedding_api_base,
+            dimensions=settings.embedding_dimensions,
+            timeout=settings.embedding_timeout_seconds,
+        )
     return WordLlamaEmbedder(settings.wordllama_config, settings.wordllama_dim)

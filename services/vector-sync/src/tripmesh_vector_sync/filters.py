@@ -42,20 +42,31 @@ class TenantFilter:
 def _optional_conditions(filters: SearchFilters) -> list[models.Condition]:
     conditions: list[models.Condition] = []
     if filters.country:
-        conditions.append(models.FieldCondition(
-            key="countries", match=models.MatchValue(value=country_key(filters.country))))
+        conditions.append(
+            models.FieldCondition(
+                key="countries", match=models.MatchValue(value=country_key(filters.country))
+            )
+        )
     if filters.start_after is not None:
-        conditions.append(models.FieldCondition(
-            key="start_date", range=models.DatetimeRange(gte=filters.start_after)))
+        conditions.append(
+            models.FieldCondition(key="start_date", range=models.DatetimeRange(gte=filters.start_after))
+        )
     if filters.end_before is not None:
-        conditions.append(models.FieldCondition(
-            key="end_date", range=models.DatetimeRange(lte=filters.end_before)))
+        conditions.append(
+            models.FieldCondition(key="end_date", range=models.DatetimeRange(lte=filters.end_before))
+        )
     if filters.budget_min is not None or filters.budget_max is not None:
-        conditions.append(models.FieldCondition(key="budget_total", range=models.Range(
-            gte=float(filters.budget_min) if filters.budget_min is not None else None,
-            lte=float(filters.budget_max) if filters.budget_max is not None else None,
-        )))
+        conditions.append(
+            models.FieldCondition(
+                key="budget_total",
+                range=models.Range(
+                    gte=float(filters.budget_min) if filters.budget_min is not None else None,
+                    lte=float(filters.budget_max) if filters.budget_max is not None else None,
+                ),
+            )
+        )
     if filters.status is not None:
-        conditions.append(models.FieldCondition(
-            key="status", match=models.MatchValue(value=filters.status.value)))
+        conditions.append(
+            models.FieldCondition(key="status", match=models.MatchValue(value=filters.status.value))
+        )
     return conditions

@@ -36,8 +36,13 @@ Req = TypeVar("Req", bound=RpcModel)
 Rep = TypeVar("Rep", bound=RpcReply)
 
 
-async def answer(body: bytes, request_model: type[Req], reply_model: type[Rep],
-                 work: Callable[[Req], Awaitable[Rep]], kind: str) -> dict[str, Any]:
+async def answer(
+    body: bytes,
+    request_model: type[Req],
+    reply_model: type[Rep],
+    work: Callable[[Req], Awaitable[Rep]],
+    kind: str,
+) -> dict[str, Any]:
     """Run one request; a failure becomes the reply's `error`, never a silent timeout."""
     error: RpcError
     try:
@@ -49,21 +54,30 @@ async def answer(body: bytes, request_model: type[Req], reply_model: type[Rep],
             return (await work(request)).model_dump(mode="json")
         except Exception as exc:
             log.exception("rpc_failed", request=request_model.__name__)
-            error = RpcError(status=503, title="Vector search unavailable",
-                             detail=type(exc).__name__)
+            error = RpcError(status=503, title="Vector search unavailable", detail=type(exc).__name__)
     metrics.SEARCHES.labels(kind=kind, outcome=f"error_{error.status}").inc()
     return reply_model(error=error).model_dump(mode="json")
 
 
-def register_handlers(broker: NatsBroker, bus: Bus, sync: PlanSync, search: SearchService, *,
-                      fetch_timeout_seconds: float, rpc_workers: int) -> None:
+def register_handlers(
+    broker: NatsBroker,
+    bus: Bus,
+    sync: PlanSync,
+    search: SearchService,
+    *,
+    fetch_timeout_seconds: float,
+    rpc_workers: int,
+) -> None:
     # One message per pull, handled one at a time: what makes the version read-then-write
     # safe inside a replica (sync.py), and the path that loses nothing. FastStream's batch
     # mode is deliberately not used: with nats-py 2.16 a partly filled batch is dropped when
     # the window's last fetch ends in a bare asyncio.TimeoutError (FastStream 0.7.8 only
     # catches nats' subclass), and the dropped messages wait for AckWait (30 s) to come back.
     change_subscriber: Callable[[Callable[..., Awaitable[None]]], object] = durable_subscriber(
-        broker, VECTOR_SYNC_CHANGES, batch=False, batch_size=1,
+        broker,
+        VECTOR_SYNC_CHANGES,
+        batch=False,
+        batch_size=1,
         fetch_timeout=fetch_timeout_seconds,
     )
 
@@ -72,8 +86,14 @@ def register_handlers(broker: NatsBroker, bus: Bus, sync: PlanSync, search: Sear
 
     @change_subscriber
     async def on_change(msg: NatsMessage) -> None:
-        await handle_message(msg.raw_message, PlanChanged, apply, spec=VECTOR_SYNC_CHANGES,
-                             bus=bus, is_store_outage=is_qdrant_outage)
+        await handle_message(
+            msg.raw_message,
+            PlanChanged,
+            apply,
+            spec=VECTOR_SYNC_CHANGES,
+            bus=bus,
+            is_store_outage=is_qdrant_outage,
+        )
 
     @broker.subscriber(subjects.SVC_VECTORS_SIMILAR, queue=QUEUE, max_workers=rpc_workers)
     async def on_similar(msg: NatsMessage) -> dict[str, Any]:

@@ -22,27 +22,62 @@ from tripmesh_vector_sync.embedders import build_embedder
 from tripmesh_vector_sync.settings import Settings
 
 _TRIPS = [
-    ("Lisbon and Porto food week", ["Lisbon", "Porto"], ["Portugal"],
-     "Pastel de nata tastings, seafood in Matosinhos, port cellars in Gaia.", {"food": ["seafood"]}),
-    ("Fjords and glaciers hike", ["Bergen", "Tromsø"], ["Norway"],
-     "Trolltunga trail, fjord ferry, glacier walk near Tromsø.", {"pace": "active"}),
-    ("Kyoto temples in autumn", ["Kyoto", "Osaka"], ["Japan"],
-     "Fushimi Inari at dawn, maple leaves in Arashiyama, street food in Dotonbori.", {}),
-    ("Family beach break", ["Málaga"], ["Spain"],
-     "Beach days, Alcazaba visit, tapas evenings.", {"travelers": "family", "kids": True}),
-    ("Berlin museums and nightlife", ["Berlin"], ["Germany"],
-     "Museum Island, Berghain queue, street art walk in Kreuzberg.", {"nightlife": True}),
+    (
+        "Lisbon and Porto food week",
+        ["Lisbon", "Porto"],
+        ["Portugal"],
+        "Pastel de nata tastings, seafood in Matosinhos, port cellars in Gaia.",
+        {"food": ["seafood"]},
+    ),
+    (
+        "Fjords and glaciers hike",
+        ["Bergen", "Tromsø"],
+        ["Norway"],
+        "Trolltunga trail, fjord ferry, glacier walk near Tromsø.",
+        {"pace": "active"},
+    ),
+    (
+        "Kyoto temples in autumn",
+        ["Kyoto", "Osaka"],
+        ["Japan"],
+        "Fushimi Inari at dawn, maple leaves in Arashiyama, street food in Dotonbori.",
+        {},
+    ),
+    (
+        "Family beach break",
+        ["Málaga"],
+        ["Spain"],
+        "Beach days, Alcazaba visit, tapas evenings.",
+        {"travelers": "family", "kids": True},
+    ),
+    (
+        "Berlin museums and nightlife",
+        ["Berlin"],
+        ["Germany"],
+        "Museum Island, Berghain queue, street art walk in Kreuzberg.",
+        {"nightlife": True},
+    ),
 ]
 
 
 def sample_snapshots(n: int) -> list[PlanSnapshot]:
     out: list[PlanSnapshot] = []
     for i, (title, places, countries, summary, prefs) in enumerate(islice(cycle(_TRIPS), n)):
-        out.append(PlanSnapshot(
-            title=f"{title} #{i}", description="A trip planned by tripmesh.",
-            destinations=places, countries=countries, start_date="2026-05-01",
-            end_date="2026-05-08", budget_total=Decimal(1500 + i), budget_currency="EUR",
-            status=PlanStatus.COMPLETED, preferences=prefs, summary=summary))
+        out.append(
+            PlanSnapshot(
+                title=f"{title} #{i}",
+                description="A trip planned by tripmesh.",
+                destinations=places,
+                countries=countries,
+                start_date="2026-05-01",
+                end_date="2026-05-08",
+                budget_total=Decimal(1500 + i),
+                budget_currency="EUR",
+                status=PlanStatus.COMPLETED,
+                preferences=prefs,
+                summary=summary,
+            )
+        )
     return out
 
 

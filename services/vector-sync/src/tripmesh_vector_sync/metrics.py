@@ -21,6 +21,7 @@ CHANGES = Counter(
     ["outcome"],
 )
 SEARCHES = Counter(
-    "tripmesh_vector_sync_searches_total", "Search requests answered, by kind and outcome",
+    "tripmesh_vector_sync_searches_total",
+    "Search requests answered, by kind and outcome",
     ["kind", "outcome"],
 )

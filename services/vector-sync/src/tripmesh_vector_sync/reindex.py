@@ -62,14 +62,24 @@ async def _apply(sync: PlanSync, batch: list[Msg], report: ReindexReport) -> Non
         report.outcomes[outcome.value] = report.outcomes.get(outcome.value, 0) + 1
 
 
-async def replay(js: JetStreamContext, sync: PlanSync, report: ReindexReport, *,
-                 batch_size: int = 64, idle_timeout: float = 10.0) -> None:
+async def replay(
+    js: JetStreamContext,
+    sync: PlanSync,
+    report: ReindexReport,
+    *,
+    batch_size: int = 64,
+    idle_timeout: float = 10.0,
+) -> None:
     info = await js.stream_info(streams.PLAN_CHANGES.name)
     report.last_sequence = info.state.last_seq
     if info.state.messages == 0:
         return
-    sub = await js.subscribe(subjects.PLAN_CHANGED_ALL, stream=streams.PLAN_CHANGES.name,
-                             ordered_consumer=True, deliver_policy=api.DeliverPolicy.ALL)
+    sub = await js.subscribe(
+        subjects.PLAN_CHANGED_ALL,
+        stream=streams.PLAN_CHANGES.name,
+        ordered_consumer=True,
+        deliver_policy=api.DeliverPolicy.ALL,
+    )
     try:
         batch: list[Msg] = []
         while True:
@@ -93,8 +103,9 @@ async def replay(js: JetStreamContext, sync: PlanSync, report: ReindexReport, *,
         await sub.unsubscribe()
 
 
-async def rebuild(store: VectorStore, sync: PlanSync, js: JetStreamContext, *,
-                  batch_size: int = 64) -> ReindexReport:
+async def rebuild(
+    store: VectorStore, sync: PlanSync, js: JetStreamContext, *, batch_size: int = 64
+) -> ReindexReport:
     """Drop and recreate the collections for `sync.embedder`, then replay PLAN_CHANGES."""
     started = time.perf_counter()
     report = ReindexReport(embedder=sync.embedder.name)
@@ -111,9 +122,12 @@ async def run_reindex(settings: Settings, embedder: Embedder | None = None) -> R
     """The `reindex` command: its own Qdrant client and NATS connection."""
     chosen = embedder if embedder is not None else await asyncio.to_thread(build_embedder, settings)
     store = VectorStore(
-        open_client(settings.qdrant_url, str(settings.resolved_qdrant_path()),
-                    api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
-                    timeout=settings.qdrant_timeout_seconds),
+        open_client(
+            settings.qdrant_url,
+            str(settings.resolved_qdrant_path()),
+            api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
+            timeout=settings.qdrant_timeout_seconds,
+        ),
         CollectionNames.with_prefix(settings.collection_prefix),
     )
     nc = await connect(settings.nats_url, f"{settings.service_name}-reindex")

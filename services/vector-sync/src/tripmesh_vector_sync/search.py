@@ -31,9 +31,14 @@ log = get_logger(__name__)
 
 def _hit(point: models.ScoredPoint, matched: dict[str, Any]) -> SearchHit:
     payload = point.payload or {}
-    return SearchHit(plan_id=payload["plan_id"], version=int(payload["version"]),
-                     title=str(payload.get("title", "")), score=float(point.score),
-                     destinations=list(payload.get("destinations", [])), matched=matched)
+    return SearchHit(
+        plan_id=payload["plan_id"],
+        version=int(payload["version"]),
+        title=str(payload.get("title", "")),
+        score=float(point.score),
+        destinations=list(payload.get("destinations", [])),
+        matched=matched,
+    )
 
 
 def _own_only(points: list[models.ScoredPoint], user_id: str) -> list[models.ScoredPoint]:
@@ -54,22 +59,21 @@ class SearchService:
         if reference is None or not isinstance(reference.vector, list):
             # someone else's plan answers exactly like a missing one: no existence leak
             metrics.SEARCHES.labels(kind="similar", outcome="not_found").inc()
-            return SearchReply(error=RpcError(
-                status=404, title="Plan not found",
-                detail="no indexed plan with this id for this user"))
+            return SearchReply(
+                error=RpcError(
+                    status=404, title="Plan not found", detail="no indexed plan with this id for this user"
+                )
+            )
         vector = [float(x) for x in reference.vector if isinstance(x, float | int)]
-        points = _own_only(await self.store.search_plans(vector, tenant, request.limit),
-                           request.user_id)
+        points = _own_only(await self.store.search_plans(vector, tenant, request.limit), request.user_id)
         ref_payload = reference.payload or {}
         metrics.SEARCHES.labels(kind="similar", outcome="ok").inc()
-        return SearchReply(hits=[_hit(p, shared_fields(ref_payload, p.payload or {}))
-                                 for p in points])
+        return SearchReply(hits=[_hit(p, shared_fields(ref_payload, p.payload or {})) for p in points])
 
     async def search(self, request: SearchPlansRequest) -> SearchReply:
         tenant = TenantFilter(request.user_id, request.filters)
         vector = (await asyncio.to_thread(self.embedder.embed, [request.q]))[0]
-        points = _own_only(await self.store.search_plans(vector, tenant, request.limit),
-                           request.user_id)
+        points = _own_only(await self.store.search_plans(vector, tenant, request.limit), request.user_id)
         terms = query_terms(request.q)
         metrics.SEARCHES.labels(kind="search", outcome="ok").inc()
         return SearchReply(hits=[_hit(p, matched_terms(p.payload or {}, terms)) for p in points])

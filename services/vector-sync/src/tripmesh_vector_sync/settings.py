@@ -26,15 +26,15 @@ class EmbedderKind(StrEnum):
 
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="VECTOR_SYNC_", extra="ignore",
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="VECTOR_SYNC_", extra="ignore", populate_by_name=True)
 
     service_name: str = "vector-sync"
     http_port: int = 8085
 
     qdrant_url: str | None = Field(default=None, validation_alias=shared("QDRANT_URL"))
     qdrant_api_key: SecretStr | None = Field(
-        default=None, validation_alias=shared("QDRANT_API_KEY", "VECTOR_SYNC_QDRANT_API_KEY"))
+        default=None, validation_alias=shared("QDRANT_API_KEY", "VECTOR_SYNC_QDRANT_API_KEY")
+    )
     qdrant_path: Path | None = None
     """Local storage folder when no QDRANT_URL; default `<data_dir>/qdrant`."""
     qdrant_timeout_seconds: int = 10

@@ -65,33 +65,42 @@ class VectorStore:
         deleted = {str((p.payload or {})["plan_id"]): int((p.payload or {})["version"]) for p in tombs}
         return {p: PlanState(versions.get(p), deleted.get(p)) for p in dict.fromkeys(plan_ids)}
 
-    async def upsert_plan(self, plan_id: str, version: int, vector: list[float],
-                          payload: dict[str, Any]) -> None:
+    async def upsert_plan(
+        self, plan_id: str, version: int, vector: list[float], payload: dict[str, Any]
+    ) -> None:
         point = models.PointStruct(id=plan_point_id(plan_id), vector=vector, payload=payload)
         # inserted when absent; replaced only if the stored version is lower
-        await self.client.upsert(self.names.plans, [point], wait=True,
-                                 update_filter=_version_below(version))
+        await self.client.upsert(self.names.plans, [point], wait=True, update_filter=_version_below(version))
 
     async def upsert_preferences(self, version: int, points: list[models.PointStruct]) -> None:
         if points:
-            await self.client.upsert(self.names.preferences, points, wait=True,
-                                     update_filter=_version_below(version + 1))
+            await self.client.upsert(
+                self.names.preferences, points, wait=True, update_filter=_version_below(version + 1)
+            )
 
     async def upsert_locations(self, points: list[models.PointStruct]) -> None:
         if points:
             await self.client.upsert(self.names.locations, points, wait=True)
 
     async def write_tombstone(self, plan_id: str, user_id: str, version: int, at: str) -> None:
-        point = models.PointStruct(id=plan_point_id(plan_id), vector={}, payload={
-            "plan_id": plan_id, "user_id": user_id, "version": version, "deleted_at": at})
-        await self.client.upsert(self.names.tombstones, [point], wait=True,
-                                 update_filter=_version_below(version + 1))
+        point = models.PointStruct(
+            id=plan_point_id(plan_id),
+            vector={},
+            payload={"plan_id": plan_id, "user_id": user_id, "version": version, "deleted_at": at},
+        )
+        await self.client.upsert(
+            self.names.tombstones, [point], wait=True, update_filter=_version_below(version + 1)
+        )
 
     async def delete_plan_points(self, plan_id: str) -> None:
-        await self.client.delete(self.names.plans, models.PointIdsList(points=[plan_point_id(plan_id)]),
-                                 wait=True)
-        await self.client.delete(self.names.preferences, models.FilterSelector(
-            filter=models.Filter(must=[_of_plan(plan_id)])), wait=True)
+        await self.client.delete(
+            self.names.plans, models.PointIdsList(points=[plan_point_id(plan_id)]), wait=True
+        )
+        await self.client.delete(
+            self.names.preferences,
+            models.FilterSelector(filter=models.Filter(must=[_of_plan(plan_id)])),
+            wait=True,
+        )
 
     async def reconcile(self, plan_id: str) -> PlanState:
         """Bring a plan's points to a consistent state, whatever order writes landed in:
@@ -102,29 +111,39 @@ class VectorStore:
             await self.delete_plan_points(plan_id)
             return PlanState(None, state.deleted_version)
         if state.version is not None:
-            await self.client.delete(self.names.preferences, models.FilterSelector(filter=models.Filter(
-                must=[_of_plan(plan_id)],
-                must_not=[models.FieldCondition(key="version",
-                                                match=models.MatchValue(value=state.version))],
-            )), wait=True)
+            await self.client.delete(
+                self.names.preferences,
+                models.FilterSelector(
+                    filter=models.Filter(
+                        must=[_of_plan(plan_id)],
+                        must_not=[
+                            models.FieldCondition(key="version", match=models.MatchValue(value=state.version))
+                        ],
+                    )
+                ),
+                wait=True,
+            )
         return state
 
     # --- search path: every read of tenant data takes a TenantFilter ----------------------
 
-    async def get_plan(self, plan_id: str, tenant: TenantFilter,
-                       *, with_vector: bool = False) -> models.Record | None:
+    async def get_plan(
+        self, plan_id: str, tenant: TenantFilter, *, with_vector: bool = False
+    ) -> models.Record | None:
         """The plan's point if it belongs to the tenant, else None (same answer as missing)."""
-        found = await self.client.retrieve(self.names.plans, [plan_point_id(plan_id)],
-                                           with_payload=True, with_vectors=with_vector)
+        found = await self.client.retrieve(
+            self.names.plans, [plan_point_id(plan_id)], with_payload=True, with_vectors=with_vector
+        )
         if not found or (found[0].payload or {}).get("user_id") != tenant.user_id:
             return None
         return found[0]
 
-    async def search_plans(self, vector: list[float], tenant: TenantFilter,
-                           limit: int) -> list[models.ScoredPoint]:
+    async def search_plans(
+        self, vector: list[float], tenant: TenantFilter, limit: int
+    ) -> list[models.ScoredPoint]:
         result = await self.client.query_points(
-            self.names.plans, query=vector, query_filter=tenant.to_qdrant(), limit=limit,
-            with_payload=True)
+            self.names.plans, query=vector, query_filter=tenant.to_qdrant(), limit=limit, with_payload=True
+        )
         return list(result.points)
 
     # --- whole collections (rebuild checks, tests, operators) -----------------------------
@@ -133,8 +152,9 @@ class VectorStore:
         records: list[models.Record] = []
         offset: models.ExtendedPointId | None = None
         while True:
-            batch, offset = await self.client.scroll(collection, limit=256, offset=offset,
-                                                     with_payload=True, with_vectors=with_vectors)
+            batch, offset = await self.client.scroll(
+                collection, limit=256, offset=offset, with_payload=True, with_vectors=with_vectors
+            )
             records.extend(batch)
             if offset is None:
                 return records
@@ -143,8 +163,9 @@ class VectorStore:
         return (await self.client.count(collection, exact=True)).count
 
 
-def open_client(url: str | None, path: str, *, api_key: str | None = None,
-                timeout: int = 10) -> AsyncQdrantClient:
+def open_client(
+    url: str | None, path: str, *, api_key: str | None = None, timeout: int = 10
+) -> AsyncQdrantClient:
     """A server client when `url` is set, else embedded local storage at `path`.
 
     Local mode is single-process: it locks the folder, so only this service (or, while the

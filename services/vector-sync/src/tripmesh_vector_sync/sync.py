@@ -61,8 +61,11 @@ class PlanDocuments:
     preferences: list[tuple[str, str]]
 
     def texts(self) -> list[str]:
-        return [self.plan_text, *(loc.text for loc in self.locations),
-                *(text for _, text in self.preferences)]
+        return [
+            self.plan_text,
+            *(loc.text for loc in self.locations),
+            *(text for _, text in self.preferences),
+        ]
 
 
 def resolve_with_places(name: str, countries: list[str]) -> str | None:
@@ -77,16 +80,25 @@ def resolve_with_places(name: str, countries: list[str]) -> str | None:
 
 
 class PlanSync:
-    def __init__(self, store: VectorStore, embedder: Embedder, *, embedder_label: str,
-                 resolve_country: CountryResolver = resolve_with_places) -> None:
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: Embedder,
+        *,
+        embedder_label: str,
+        resolve_country: CountryResolver = resolve_with_places,
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.embedder_label = embedder_label
         self.resolve_country = resolve_country
 
     def documents(self, snapshot: PlanSnapshot) -> PlanDocuments:
-        return PlanDocuments(plan_text(snapshot), plan_locations(snapshot, self.resolve_country),
-                             preference_lines(snapshot.preferences))
+        return PlanDocuments(
+            plan_text(snapshot),
+            plan_locations(snapshot, self.resolve_country),
+            preference_lines(snapshot.preferences),
+        )
 
     def _embed_blocking(self, texts: list[str]) -> Vectors:
         unique = list(dict.fromkeys(texts))
@@ -98,8 +110,7 @@ class PlanSync:
         metrics.EMBED_SECONDS_PER_TEXT.labels(embedder=self.embedder_label).observe(per_text)
         return dict(zip(unique, vectors, strict=True))
 
-    def _documents_and_vectors(self, snapshot: PlanSnapshot,
-                               known: Vectors) -> tuple[PlanDocuments, Vectors]:
+    def _documents_and_vectors(self, snapshot: PlanSnapshot, known: Vectors) -> tuple[PlanDocuments, Vectors]:
         docs = self.documents(snapshot)
         missing = [t for t in docs.texts() if t not in known]
         return docs, {**known, **self._embed_blocking(missing)}
@@ -108,17 +119,20 @@ class PlanSync:
         """Embed, in one call, every text of the changes that will be written (the rebuild's
         batches; `apply` embeds whatever this did not)."""
         states = await self.store.plan_states([c.plan_id for c in changes])
-        snapshots = [c.snapshot for c in changes
-                     if not c.deleted and c.snapshot is not None
-                     and c.version > states[c.plan_id].newest_known()]
+        snapshots = [
+            c.snapshot
+            for c in changes
+            if not c.deleted and c.snapshot is not None and c.version > states[c.plan_id].newest_known()
+        ]
 
         def embed_all() -> Vectors:
             return self._embed_blocking([t for s in snapshots for t in self.documents(s).texts()])
 
         return await asyncio.to_thread(embed_all)
 
-    async def apply(self, change: PlanChanged, vectors: Vectors | None = None, *,
-                    observe_lag: bool = True) -> Outcome:
+    async def apply(
+        self, change: PlanChanged, vectors: Vectors | None = None, *, observe_lag: bool = True
+    ) -> Outcome:
         if change.deleted:
             outcome = await self._delete(change)
         elif change.snapshot is None:
@@ -129,14 +143,16 @@ class PlanSync:
         if observe_lag and outcome is not Outcome.STALE:
             lag = (datetime.now(UTC) - change.occurred_at).total_seconds()
             metrics.LAG_SECONDS.observe(max(lag, 0.0))
-        log.debug("plan_change_applied", plan_id=change.plan_id, version=change.version,
-                  outcome=outcome.value)
+        log.debug(
+            "plan_change_applied", plan_id=change.plan_id, version=change.version, outcome=outcome.value
+        )
         return outcome
 
     async def _delete(self, change: PlanChanged) -> Outcome:
         # tombstone first: a concurrent older upsert that lands after it sees it (reconcile)
-        await self.store.write_tombstone(change.plan_id, change.user_id, change.version,
-                                         change.occurred_at.isoformat())
+        await self.store.write_tombstone(
+            change.plan_id, change.user_id, change.version, change.occurred_at.isoformat()
+        )
         await self.store.delete_plan_points(change.plan_id)
         await self.store.reconcile(change.plan_id)
         return Outcome.DELETED
@@ -147,18 +163,35 @@ class PlanSync:
             await self.store.reconcile(change.plan_id)
             return Outcome.STALE
         docs, vectors = await asyncio.to_thread(self._documents_and_vectors, snapshot, known)
-        await self.store.upsert_locations([
-            models.PointStruct(id=location_point_id(loc.name, loc.country), vector=vectors[loc.text],
-                               payload={"name": loc.name, "country": loc.country})
-            for loc in docs.locations
-        ])
-        await self.store.upsert_preferences(change.version, [
-            models.PointStruct(id=preference_point_id(change.plan_id, key), vector=vectors[text],
-                               payload={"user_id": change.user_id, "plan_id": change.plan_id,
-                                        "version": change.version, "key": key, "text": text})
-            for key, text in docs.preferences
-        ])
-        await self.store.upsert_plan(change.plan_id, change.version, vectors[docs.plan_text],
-                                     plan_payload(change, snapshot))
+        await self.store.upsert_locations(
+            [
+                models.PointStruct(
+                    id=location_point_id(loc.name, loc.country),
+                    vector=vectors[loc.text],
+                    payload={"name": loc.name, "country": loc.country},
+                )
+                for loc in docs.locations
+            ]
+        )
+        await self.store.upsert_preferences(
+            change.version,
+            [
+                models.PointStruct(
+                    id=preference_point_id(change.plan_id, key),
+                    vector=vectors[text],
+                    payload={
+                        "user_id": change.user_id,
+                        "plan_id": change.plan_id,
+                        "version": change.version,
+                        "key": key,
+                        "text": text,
+                    },
+                )
+                for key, text in docs.preferences
+            ],
+        )
+        await self.store.upsert_plan(
+            change.plan_id, change.version, vectors[docs.plan_text], plan_payload(change, snapshot)
+        )
         final = await self.store.reconcile(change.plan_id)
         return Outcome.WRITTEN if final.version == change.version else Outcome.STALE

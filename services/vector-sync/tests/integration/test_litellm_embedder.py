@@ -18,8 +18,10 @@ import pytest
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(importlib.util.find_spec("litellm") is None,
-                       reason="litellm is not installed (vector-sync's optional extra `litellm`)"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("litellm") is None,
+        reason="litellm is not installed (vector-sync's optional extra `litellm`)",
+    ),
 ]
 
 
@@ -32,10 +34,18 @@ class EmbeddingsHandler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         EmbeddingsHandler.requests.append({"path": self.path, "body": body})
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [{"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, 0.0]}
-                for i, t in enumerate(inputs)]
-        payload = json.dumps({"object": "list", "data": list(reversed(data)), "model": body["model"],
-                              "usage": {"prompt_tokens": 3, "total_tokens": 3}}).encode()
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, 0.0]}
+            for i, t in enumerate(inputs)
+        ]
+        payload = json.dumps(
+            {
+                "object": "list",
+                "data": list(reversed(data)),
+                "model": body["model"],
+                "usage": {"prompt_tokens": 3, "total_tokens": 3},
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -67,12 +77,17 @@ def test_litellm_embedder_calls_the_configured_model(embeddings_server: str) -> 
         print(json.dumps({"name": embedder.name, "dim": embedder.dim, "vectors": vectors,
                           "cost_map": os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP")}))
     """)
-    env = {**os.environ, "VECTOR_SYNC_EMBEDDING_MODEL": "openai/text-embedding-3-small",
-           "VECTOR_SYNC_EMBEDDING_API_BASE": embeddings_server, "OPENAI_API_KEY": "sk-test"}
+    env = {
+        **os.environ,
+        "VECTOR_SYNC_EMBEDDING_MODEL": "openai/text-embedding-3-small",
+        "VECTOR_SYNC_EMBEDDING_API_BASE": embeddings_server,
+        "OPENAI_API_KEY": "sk-test",
+    }
     env.pop("VECTOR_SYNC_EMBEDDER", None)
     env.pop("LITELLM_LOCAL_MODEL_COST_MAP", None)
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                          timeout=180, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=180, check=False
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["name"] == "litellm/openai/text-embedding-3-small"

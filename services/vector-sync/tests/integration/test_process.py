@@ -43,29 +43,50 @@ async def _ready(port: int, proc: asyncio.subprocess.Process, timeout: float = 1
 
 
 async def test_the_service_process_consumes_answers_and_drains(
-        vs_nats_url: str, tmp_path: Path, make_change: Any, make_snapshot: Any) -> None:
+    vs_nats_url: str, tmp_path: Path, make_change: Any, make_snapshot: Any
+) -> None:
     port = _free_port()
-    env = {**os.environ, "NATS_URL": vs_nats_url, "TRIPMESH_DATA_DIR": str(tmp_path),
-           "VECTOR_SYNC_HTTP_PORT": str(port), "HF_HUB_OFFLINE": "1", "LOG_FORMAT": "json"}
-    for key in ("QDRANT_URL", "VECTOR_SYNC_QDRANT_PATH", "VECTOR_SYNC_EMBEDDER",
-                "VECTOR_SYNC_EMBEDDING_MODEL", "VECTOR_SYNC_COLLECTION_PREFIX"):
+    env = {
+        **os.environ,
+        "NATS_URL": vs_nats_url,
+        "TRIPMESH_DATA_DIR": str(tmp_path),
+        "VECTOR_SYNC_HTTP_PORT": str(port),
+        "HF_HUB_OFFLINE": "1",
+        "LOG_FORMAT": "json",
+    }
+    for key in (
+        "QDRANT_URL",
+        "VECTOR_SYNC_QDRANT_PATH",
+        "VECTOR_SYNC_EMBEDDER",
+        "VECTOR_SYNC_EMBEDDING_MODEL",
+        "VECTOR_SYNC_COLLECTION_PREFIX",
+    ):
         env.pop(key, None)
     log_path = tmp_path / "vector-sync.log"
     with log_path.open("wb") as log_file:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tripmesh_vector_sync", env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=log_file)
+            sys.executable,
+            "-m",
+            "tripmesh_vector_sync",
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log_file,
+        )
     client: NatsBroker = make_broker(vs_nats_url, "vector-sync-process-test")
     try:
         await _ready(port, proc)
         await client.connect()
         plan = new_id()
-        await Bus(client).publish(make_change(plan, 1, make_snapshot("Porto wine weekend")),
-                                  subjects.plan_changed(plan))
+        await Bus(client).publish(
+            make_change(plan, 1, make_snapshot("Porto wine weekend")), subjects.plan_changed(plan)
+        )
         deadline = time.monotonic() + 60
         while True:
-            response = await client.request(SearchPlansRequest(user_id="user-a", q="wine").to_bytes(),
-                                            subjects.SVC_VECTORS_SEARCH, timeout=10)
+            response = await client.request(
+                SearchPlansRequest(user_id="user-a", q="wine").to_bytes(),
+                subjects.SVC_VECTORS_SEARCH,
+                timeout=10,
+            )
             reply = SearchReply.model_validate_json(response.body)
             if [h.plan_id for h in reply.hits] == [plan]:
                 break

@@ -30,8 +30,9 @@ async def all_points(client: AsyncQdrantClient, names: CollectionNames) -> dict[
     for name in names:
         records, offset = [], None
         while True:
-            batch, offset = await client.scroll(name, limit=256, offset=offset, with_payload=True,
-                                                with_vectors=True)
+            batch, offset = await client.scroll(
+                name, limit=256, offset=offset, with_payload=True, with_vectors=True
+            )
             records.extend(batch)
             if offset is None:
                 break
@@ -49,33 +50,58 @@ def assert_same_points(original: Points, rebuilt: Points) -> None:
 
 def reindex_command(target: Any, nats_url: str) -> dict[str, Any]:
     """The operator's command, as a process, configured only by the environment."""
-    env = {**os.environ, "NATS_URL": nats_url, "VECTOR_SYNC_COLLECTION_PREFIX": target.prefix,
-           "VECTOR_SYNC_QDRANT_PATH": str(target.path), "HF_HUB_OFFLINE": "1", "LOG_FORMAT": "json"}
+    env = {
+        **os.environ,
+        "NATS_URL": nats_url,
+        "VECTOR_SYNC_COLLECTION_PREFIX": target.prefix,
+        "VECTOR_SYNC_QDRANT_PATH": str(target.path),
+        "HF_HUB_OFFLINE": "1",
+        "LOG_FORMAT": "json",
+    }
     env.pop("QDRANT_URL", None)
     if target.url:
         env["QDRANT_URL"] = target.url
-    done = subprocess.run([sys.executable, "-m", "tripmesh_vector_sync", "reindex"], env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "tripmesh_vector_sync", "reindex"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return report
 
 
 async def test_reindex_ends_with_the_same_points(
-        vs_nats_url: str, qdrant_target: Any, wordllama: WordLlamaEmbedder,
-        make_change: MakeChange, make_snapshot: MakeSnapshot, running: Any) -> None:
+    vs_nats_url: str,
+    qdrant_target: Any,
+    wordllama: WordLlamaEmbedder,
+    make_change: MakeChange,
+    make_snapshot: MakeSnapshot,
+    running: Any,
+) -> None:
     settings = qdrant_target.settings(vs_nats_url)
     plans = [new_id() for _ in range(8)]
     gone = new_id()
     async with running(settings, wordllama) as vs:
-        await vs.publish_and_wait(*(make_change(p, 1, make_snapshot(
-            f"Trip {i}", preferences={"pace": "slow", "food": ["tapas"]})) for i, p in enumerate(plans)))
+        await vs.publish_and_wait(
+            *(
+                make_change(p, 1, make_snapshot(f"Trip {i}", preferences={"pace": "slow", "food": ["tapas"]}))
+                for i, p in enumerate(plans)
+            )
+        )
         await vs.publish_and_wait(
             make_change(plans[0], 2, make_snapshot("Trip 0 revised", preferences={"museums": True})),
-            make_change(plans[1], 3, make_snapshot(
-                "Iberia", destinations=["Madrid", "Porto"], countries=["Portugal", "Spain"])),
+            make_change(
+                plans[1],
+                3,
+                make_snapshot("Iberia", destinations=["Madrid", "Porto"], countries=["Portugal", "Spain"]),
+            ),
             make_change(plans[2], 2, user_id="user-b"),
-            make_change(gone, 1, make_snapshot("Deleted later", destinations=["Lisbon"])))
+            make_change(gone, 1, make_snapshot("Deleted later", destinations=["Lisbon"])),
+        )
         await vs.publish_and_wait(make_change(gone, 1, deleted=True))
         # a late redelivery of an older version: ignored live (not re-published: PLAN_CHANGES
         # keeps the last message per plan, so a rebuild sees what publishers sent last)
@@ -106,8 +132,8 @@ async def test_reindex_ends_with_the_same_points(
 
 
 async def test_another_embedder_is_refused_unless_told_to_reindex(
-        vs_nats_url: str, qdrant_target: Any, wordllama: WordLlamaEmbedder,
-        make_change: MakeChange, running: Any) -> None:
+    vs_nats_url: str, qdrant_target: Any, wordllama: WordLlamaEmbedder, make_change: MakeChange, running: Any
+) -> None:
     narrower = await asyncio.to_thread(WordLlamaEmbedder, dim=128)
     plans = [new_id() for _ in range(3)]
     async with running(qdrant_target.settings(vs_nats_url), narrower) as vs:

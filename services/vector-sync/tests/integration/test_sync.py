@@ -27,8 +27,9 @@ async def _preferences_of(vs: Any, plan_id: str) -> list[models.Record]:
     return [r for r in records if (r.payload or {}).get("plan_id") == plan_id]
 
 
-async def test_v3_then_v2_delivered_keeps_v3(vector_sync: Any, make_change: MakeChange,
-                                             make_snapshot: MakeSnapshot) -> None:
+async def test_v3_then_v2_delivered_keeps_v3(
+    vector_sync: Any, make_change: MakeChange, make_snapshot: MakeSnapshot
+) -> None:
     plan = new_id()
     await vector_sync.publish_and_wait(make_change(plan, 3, make_snapshot("Version three")))
     point = await vector_sync.plan_point(plan)
@@ -42,11 +43,13 @@ async def test_v3_then_v2_delivered_keeps_v3(vector_sync: Any, make_change: Make
 
 
 async def test_a_newer_version_replaces_the_point_and_its_preferences(
-        vector_sync: Any, make_change: MakeChange, make_snapshot: MakeSnapshot) -> None:
+    vector_sync: Any, make_change: MakeChange, make_snapshot: MakeSnapshot
+) -> None:
     plan = new_id()
     first = make_snapshot("Lisbon v1", preferences={"food": ["seafood"], "pace": "slow"})
-    second = make_snapshot("Lisbon v2", destinations=["Lisbon", "Sintra"],
-                           preferences={"food": ["pastries"], "museums": True})
+    second = make_snapshot(
+        "Lisbon v2", destinations=["Lisbon", "Sintra"], preferences={"food": ["pastries"], "museums": True}
+    )
     await vector_sync.publish_and_wait(make_change(plan, 1, first))
     await vector_sync.publish_and_wait(make_change(plan, 2, second))
 
@@ -59,14 +62,19 @@ async def test_a_newer_version_replaces_the_point_and_its_preferences(
     assert payload["start_date"] == "2026-05-01" and payload["budget_total"] == 1500.0
     prefs = await _preferences_of(vector_sync, plan)
     assert sorted(((p.payload or {})["key"], (p.payload or {})["version"]) for p in prefs) == [
-        ("food", 2), ("museums", 2)]  # "pace" of v1 is gone
+        ("food", 2),
+        ("museums", 2),
+    ]  # "pace" of v1 is gone
     places = await vector_sync.store.scroll_all(vector_sync.store.names.locations, with_vectors=False)
     assert {(p.payload["name"], p.payload["country"]) for p in places} == {
-        ("Lisbon", "Portugal"), ("Sintra", "Portugal")}  # Lisbon twice, stored once
+        ("Lisbon", "Portugal"),
+        ("Sintra", "Portugal"),
+    }  # Lisbon twice, stored once
 
 
 async def test_delete_removes_the_plan_and_a_late_older_version_does_not_revive_it(
-        vector_sync: Any, make_change: MakeChange) -> None:
+    vector_sync: Any, make_change: MakeChange
+) -> None:
     plan, other = new_id(), new_id()
     await vector_sync.publish_and_wait(make_change(plan, 2), make_change(other, 1))
     assert await vector_sync.plan_point(plan) is not None
@@ -85,13 +93,16 @@ async def test_delete_removes_the_plan_and_a_late_older_version_does_not_revive_
 
 @pytest.mark.parametrize("order", list(itertools.permutations([1, 2, 3])))
 async def test_concurrent_versions_in_any_order_end_at_the_newest(
-        qdrant_store: Any, wordllama: Any, make_change: MakeChange, make_snapshot: MakeSnapshot,
-        order: tuple[int, ...]) -> None:
+    qdrant_store: Any,
+    wordllama: Any,
+    make_change: MakeChange,
+    make_snapshot: MakeSnapshot,
+    order: tuple[int, ...],
+) -> None:
     """Bypasses the one-at-a-time consumer: three writers race like three replicas would."""
     sync = PlanSync(qdrant_store, wordllama, embedder_label="wordllama")
     plan = new_id()
-    changes = {v: make_change(plan, v, make_snapshot(f"v{v}", preferences={f"k{v}": "x"}))
-               for v in (1, 2, 3)}
+    changes = {v: make_change(plan, v, make_snapshot(f"v{v}", preferences={f"k{v}": "x"})) for v in (1, 2, 3)}
     await asyncio.gather(*(sync.apply(changes[v]) for v in order))
     found = await qdrant_store.client.retrieve(qdrant_store.names.plans, [plan_point_id(plan)])
     assert found and found[0].payload["version"] == 3 and found[0].payload["title"] == "v3"
@@ -100,7 +111,8 @@ async def test_concurrent_versions_in_any_order_end_at_the_newest(
 
 
 async def test_undecodable_and_snapshotless_changes_go_to_the_dlq(
-        vector_sync: Any, make_change: MakeChange) -> None:
+    vector_sync: Any, make_change: MakeChange
+) -> None:
     plan = new_id()
     await vector_sync.bus.publish_raw(b"{not json", f"plans.changed.{plan}", msg_id=new_id())
     broken = make_change(plan, 1).model_copy(update={"snapshot": None})

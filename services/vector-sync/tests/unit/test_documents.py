@@ -25,27 +25,48 @@ from tripmesh_vector_sync.documents import (
 
 def snap(**overrides: Any) -> PlanSnapshot:
     values: dict[str, Any] = {
-        "title": "Food week", "description": "Eating our way north", "destinations": ["Lisbon", "Porto"],
-        "countries": ["Portugal"], "start_date": "2026-05-30", "end_date": "2026-06-02",
-        "budget_total": Decimal("1800.50"), "budget_currency": "EUR", "status": PlanStatus.COMPLETED,
-        "summary": "Seafood and pastries.", "preferences": {"cuisine": ["seafood", "pastries"],
-                                                            "vegetarian": False, "slow_pace": True}}
+        "title": "Food week",
+        "description": "Eating our way north",
+        "destinations": ["Lisbon", "Porto"],
+        "countries": ["Portugal"],
+        "start_date": "2026-05-30",
+        "end_date": "2026-06-02",
+        "budget_total": Decimal("1800.50"),
+        "budget_currency": "EUR",
+        "status": PlanStatus.COMPLETED,
+        "summary": "Seafood and pastries.",
+        "preferences": {"cuisine": ["seafood", "pastries"], "vegetarian": False, "slow_pace": True},
+    }
     return PlanSnapshot(**{**values, **overrides})
 
 
 def test_plan_text_holds_every_embedded_field_without_labels() -> None:
     text = plan_text(snap())
-    for part in ("Food week", "Eating our way north", "Lisbon, Porto (Portugal)", "2026-05-30 to 2026-06-02",
-                 "May 2026 to June 2026, 4 days", "Seafood and pastries", "cuisine: seafood, pastries",
-                 "slow pace"):
+    for part in (
+        "Food week",
+        "Eating our way north",
+        "Lisbon, Porto (Portugal)",
+        "2026-05-30 to 2026-06-02",
+        "May 2026 to June 2026, 4 days",
+        "Seafood and pastries",
+        "cuisine: seafood, pastries",
+        "slow pace",
+    ):
         assert part in text
     assert "vegetarian" not in text  # a preference set to false is not a stated preference
     assert "Destinations:" not in text
 
 
 def test_preference_lines_flatten_nested_values_and_drop_empty_ones() -> None:
-    lines = preference_lines({"b_list": ["x", {"k": "v"}], "a_flag": True, "empty": [], "none": None,
-                              "nested": {"inner_key": ["p", "q"]}})
+    lines = preference_lines(
+        {
+            "b_list": ["x", {"k": "v"}],
+            "a_flag": True,
+            "empty": [],
+            "none": None,
+            "nested": {"inner_key": ["p", "q"]},
+        }
+    )
     assert lines == [("a_flag", "a flag"), ("b_list", "b list: x, k v"), ("nested", "nested: inner key p q")]
 
 
@@ -70,8 +91,10 @@ def test_locations_pair_places_with_their_country() -> None:
     one_country = plan_locations(snap(destinations=["Lisbon", "lisbon", "Porto"]), no_resolver)
     assert one_country == [Location("Lisbon", "Portugal"), Location("Porto", "Portugal")]
 
-    named = plan_locations(snap(destinations=["Porto, Portugal", "Vigo"], countries=["Portugal", "Spain"]),
-                           lambda name, countries: "Spain" if name == "Vigo" else None)
+    named = plan_locations(
+        snap(destinations=["Porto, Portugal", "Vigo"], countries=["Portugal", "Spain"]),
+        lambda name, countries: "Spain" if name == "Vigo" else None,
+    )
     assert named == [Location("Porto", "Portugal"), Location("Vigo", "Spain")]
 
     unknown = plan_locations(snap(destinations=["Nowhere"], countries=["Portugal", "Spain"]), no_resolver)
@@ -84,8 +107,11 @@ def test_matched_terms_explain_a_hit_per_field() -> None:
     terms = query_terms("Lisbon and Porto food trip with seafood")
     assert "and" not in terms and "trip" not in terms
     assert matched_terms(payload, terms) == {
-        "title": ["food"], "destinations": ["lisbon", "porto"], "summary": ["seafood"],
-        "preferences": ["seafood"]}
+        "title": ["food"],
+        "destinations": ["lisbon", "porto"],
+        "summary": ["seafood"],
+        "preferences": ["seafood"],
+    }
 
 
 def test_shared_fields_of_a_similar_plan() -> None:

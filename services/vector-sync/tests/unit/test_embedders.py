@@ -24,13 +24,17 @@ def test_hashing_embedder_is_deterministic_normalised_and_sized() -> None:
     assert embedder.name == "hashing-v1/64" and embedder.dim == 64
 
 
-@pytest.mark.parametrize(("env", "expected"), [
-    ({}, EmbedderKind.WORDLLAMA),
-    ({"VECTOR_SYNC_EMBEDDING_MODEL": "openai/text-embedding-3-small"}, EmbedderKind.LITELLM),
-    ({"VECTOR_SYNC_EMBEDDER": "hashing", "VECTOR_SYNC_EMBEDDING_MODEL": "x/y"}, EmbedderKind.HASHING),
-])
-def test_embedder_choice_from_the_environment(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
-                                              expected: EmbedderKind) -> None:
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, EmbedderKind.WORDLLAMA),
+        ({"VECTOR_SYNC_EMBEDDING_MODEL": "openai/text-embedding-3-small"}, EmbedderKind.LITELLM),
+        ({"VECTOR_SYNC_EMBEDDER": "hashing", "VECTOR_SYNC_EMBEDDING_MODEL": "x/y"}, EmbedderKind.HASHING),
+    ],
+)
+def test_embedder_choice_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: EmbedderKind
+) -> None:
     for key in ("VECTOR_SYNC_EMBEDDER", "VECTOR_SYNC_EMBEDDING_MODEL"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
@@ -39,7 +43,8 @@ def test_embedder_choice_from_the_environment(monkeypatch: pytest.MonkeyPatch, e
 
 
 def test_settings_take_qdrant_url_unprefixed_and_default_the_local_path(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("QDRANT_URL", "http://qdrant:6333")
     monkeypatch.setenv("TRIPMESH_DATA_DIR", "/srv/tripmesh")
     monkeypatch.setenv("VECTOR_SYNC_HTTP_PORT", "9123")
@@ -63,8 +68,9 @@ def test_wordllama_loads_from_its_wheel_with_the_network_cut_off() -> None:
         print(embedder.name, embedder.dim, len(vector))
     """)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     name, dim, size = done.stdout.split()
     assert name.startswith("wordllama-") and name.endswith("/l2_supercat/256")

@@ -30,8 +30,9 @@ user_ids = st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)
 
 
 @given(user_id=user_ids, search=filters, exclude=st.one_of(st.none(), user_ids))
-def test_every_filter_starts_with_the_tenant_condition(user_id: str, search: SearchFilters,
-                                                       exclude: str | None) -> None:
+def test_every_filter_starts_with_the_tenant_condition(
+    user_id: str, search: SearchFilters, exclude: str | None
+) -> None:
     built = TenantFilter(user_id, search, exclude_plan_id=exclude).to_qdrant()
     assert isinstance(built.must, list)
     tenant = built.must[0]
@@ -50,8 +51,9 @@ def test_a_missing_or_wildcard_user_id_cannot_make_a_filter(bad: str) -> None:
 
 
 def test_optional_conditions_are_added_beside_the_tenant() -> None:
-    built = TenantFilter("u1", SearchFilters(country="Norway", budget_min=Decimal(10),
-                                             status=PlanStatus.COMPLETED)).to_qdrant()
+    built = TenantFilter(
+        "u1", SearchFilters(country="Norway", budget_min=Decimal(10), status=PlanStatus.COMPLETED)
+    ).to_qdrant()
     assert isinstance(built.must, list)
     keys = [c.key for c in built.must if isinstance(c, models.FieldCondition)]
     assert keys == ["user_id", "countries", "budget_total", "status"]
@@ -66,4 +68,3 @@ def test_the_store_reads_tenant_data_only_through_a_tenant_filter() -> None:
         assert not any("Filter" in v and "TenantFilter" not in v for v in hints.values()), name
     for read in (VectorStore.search_plans, VectorStore.get_plan):
         assert "TenantFilter" in str(inspect.signature(read).parameters["tenant"].annotation)
-
