@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 
 from tripmesh_kit.logging import configure_logging
 from tripmesh_kit.serve import serve
@@ -35,7 +36,14 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     configure_logging(settings.service_name, settings.log_format, settings.log_level)
     if args.command == "reindex":
-        report = asyncio.run(run_reindex(settings))
+        try:
+            report = asyncio.run(run_reindex(settings))
+        except RuntimeError as exc:
+            if "already accessed by another instance" not in str(exc):
+                raise
+            # local storage is locked by one process: the running service holds it
+            print(f"refused: stop vector-sync first, it holds the local storage ({exc})", file=sys.stderr)
+            raise SystemExit(2) from exc
         print(json.dumps(report.as_dict()))
         return
     if args.command == "measure-embed":

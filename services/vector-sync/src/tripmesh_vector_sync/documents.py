@@ -69,7 +69,7 @@ def _flatten(value: Any) -> list[str]:
 
 
 def _month_span(start: str, end: str) -> str:
-    """ "May 2026" / "May to June 2026": words an embedder relates to seasons and queries."""
+    """Month words ("May 2026", "May 2026 to June 2026") an embedder relates to queries."""
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError:
