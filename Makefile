@@ -16,7 +16,8 @@ install: ## Install the workspace (all services, dev tools) from the lockfile
 	$(UV) sync --frozen --all-packages
 
 up: install ## Start NATS, Postgres, Qdrant storage and the five services (Ctrl-C stops all)
-	$(UV) run --frozen tripmesh-up
+	@# run the venv's entry point directly: under `uv run` a Ctrl-C would arrive twice
+	.venv/bin/tripmesh-up
 
 test: install ## The whole suite, offline: unit, contract, integration, e2e
 	$(PYTEST)

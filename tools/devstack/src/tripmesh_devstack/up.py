@@ -114,6 +114,10 @@ def banner(stack: Stack) -> str:
     return "\n".join([*lines, "Ctrl-C stops everything (services drain first).", ""])
 
 
+DUPLICATE_SIGNAL_WINDOW = 2.0
+"""Seconds during which a repeated SIGINT/SIGTERM is taken as the same Ctrl-C."""
+
+
 class _Interrupted(Exception):
     pass
 
@@ -122,11 +126,19 @@ def run(settings: UpSettings, console: TextIO = sys.stdout) -> int:
     """Start, watch (restart crashed services with a back-off), stop on SIGINT/SIGTERM."""
     stack = build_stack(settings, console)
 
+    first_signal_at: list[float] = []
+
     def hurry(signum: int, frame: FrameType | None) -> None:
+        # A terminal's Ctrl-C reaches us twice when started through `uv run` (the terminal
+        # signals the whole process group and uv forwards it again): a repeat within a
+        # moment of the first is that echo, not an operator asking to skip the drain.
+        if first_signal_at and time.monotonic() - first_signal_at[0] < DUPLICATE_SIGNAL_WINDOW:
+            return
         stack.console.say("second signal: killing what is left")
         stack.hurry()
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        first_signal_at.append(time.monotonic())
         for sig in previous:
             signal.signal(sig, hurry)  # from now on a signal must not break the clean-up
         raise _Interrupted(signal.Signals(signum).name)
