@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats.subscriber.usecases import stream_pull_subscriber as _pull_usecases
 from tripmesh_contracts.streams import ConsumerSpec
 
 from tripmesh_kit.bus import consumer_config
+
+# nats-py (2.15, 2.16) raises the *builtin* `asyncio.TimeoutError` from `fetch()` when a
+# pull's remaining deadline runs out, not its own `nats.errors.TimeoutError` subclass, which
+# is all FastStream 0.7.8's pull loops catch. The escaping error kills the fetch task: the
+# batch loop drops the messages it had already gathered (they come back only after AckWait,
+# 30 s later) and an idle consumer logs a traceback per timeout. Both loops look the name up
+# in their module globals, so rebinding it to the builtin base class catches both errors.
+# Regression test: libs/kit/tests/test_batch_fetch.py.
+_pull_usecases.TimeoutError = builtins.TimeoutError  # type: ignore[assignment]
 
 
 def durable_subscriber(
