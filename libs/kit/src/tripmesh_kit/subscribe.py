@@ -19,7 +19,7 @@ from tripmesh_kit.bus import consumer_config
 # 30 s later) and an idle consumer logs a traceback per timeout. Both loops look the name up
 # in their module globals, so rebinding it to the builtin base class catches both errors.
 # Regression test: libs/kit/tests/test_batch_fetch.py.
-_pull_usecases.TimeoutError = builtins.TimeoutError  # type: ignore[assignment]
+_pull_usecases.TimeoutError = builtins.TimeoutError  # type: ignore[attr-defined,assignment]
 
 
 def durable_subscriber(
