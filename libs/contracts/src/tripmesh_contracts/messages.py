@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tripmesh_contracts.envelope import Envelope
 from tripmesh_contracts.ids import SafeId
+from tripmesh_contracts.money import Money
 from tripmesh_contracts.plans import AgentName, EventKind, PlanRequest, PlanStatus, Stage
 
 
@@ -102,7 +103,7 @@ class AgentResult(Envelope):
     error: str | None = None
     error_kind: str | None = None
     """Why it failed, machine readable: invalid_output, budget_exhausted, llm_error, ..."""
-    cost_usd: Decimal = Decimal("0")
+    cost_usd: Money = Decimal("0")
     prompt_tokens: int = 0
     completion_tokens: int = 0
     duration_ms: int = 0
@@ -175,7 +176,7 @@ class UsageEvent(Envelope):
     provider: str
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
-    cost_usd: Decimal = Field(default=Decimal("0"), ge=0)
+    cost_usd: Money = Field(default=Decimal("0"), ge=0)
     latency_ms: int = Field(default=0, ge=0)
     attempt: int = Field(default=1, ge=1)
     cache_hit: bool = False

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tripmesh_contracts.ids import SafeId
+from tripmesh_contracts.money import Money
 from tripmesh_contracts.plans import PlanStatus
 
 
@@ -136,7 +137,7 @@ class CostBucket(RpcModel):
     calls: int
     prompt_tokens: int
     completion_tokens: int
-    cost_usd: Decimal
+    cost_usd: Money
 
 
 class CostSummaryReply(RpcReply):
@@ -145,7 +146,7 @@ class CostSummaryReply(RpcReply):
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    total_cost_usd: Decimal = Decimal("0")
+    total_cost_usd: Money = Decimal("0")
     by_agent: list[CostBucket] = Field(default_factory=list)
     by_model: list[CostBucket] = Field(default_factory=list)
     by_provider: list[CostBucket] = Field(default_factory=list)
@@ -158,7 +159,7 @@ class PlanCostsRequest(RpcModel):
 
 
 class PlanCostsReply(RpcReply):
-    costs: dict[str, Decimal] = Field(default_factory=dict)
+    costs: dict[str, Money] = Field(default_factory=dict)
 
 
 class BudgetCheckRequest(RpcModel):
@@ -169,10 +170,10 @@ class BudgetCheckRequest(RpcModel):
 class BudgetCheckReply(RpcReply):
     allowed: bool = True
     reason: str | None = None
-    daily_spent_usd: Decimal = Decimal("0")
-    daily_cap_usd: Decimal | None = None
-    monthly_spent_usd: Decimal = Decimal("0")
-    monthly_cap_usd: Decimal | None = None
+    daily_spent_usd: Money = Decimal("0")
+    daily_cap_usd: Money | None = None
+    monthly_spent_usd: Money = Decimal("0")
+    monthly_cap_usd: Money | None = None
 
 
 # --- vectors ---------------------------------------------------------------------------
