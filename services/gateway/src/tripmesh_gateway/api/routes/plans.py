@@ -8,11 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import ValidationError
 from tripmesh_contracts import (
+    MultitaskStrategy,
     PlanCancel,
     PlanDecide,
     PlanDelete,
     PlanRequest,
     PlanRevise,
+    PlanStatus,
     new_id,
     stable_id,
     subjects,
@@ -40,7 +42,8 @@ from tripmesh_gateway.api.schemas import (
 from tripmesh_gateway.commands import accept_plan, send_command
 from tripmesh_gateway.domain import FieldError, command_message_id, resolve_places
 from tripmesh_gateway.rpc import ServiceError
-from tripmesh_gateway.views import get_plan, list_plans, plan_out, stored_request
+from tripmesh_gateway.store import PlanIndexRow
+from tripmesh_gateway.views import get_plan, list_plans, plan_out, planner_view, stored_request
 
 router = APIRouter(prefix="/plans", tags=["plans"])
 
@@ -54,6 +57,28 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 
 def location(plan_id: str) -> str:
     return f"/api/v1/plans/{plan_id}"
+
+
+RUNNING = frozenset({PlanStatus.PROCESSING, PlanStatus.AWAITING_APPROVAL})
+
+
+async def refuse_while_running(runtime: RuntimeDep, row: PlanIndexRow) -> None:
+    """`multitask_strategy: reject` (the default): 409 while a run of the plan is active.
+    Checked here because the planner can only drop such a revision (it has no one to answer);
+    a plan accepted but not yet stored by the planner has its first run still to come."""
+    view = await planner_view(runtime, row)
+    if view is None and row.published_at is None:
+        raise not_found()
+    if view is None or view.status in RUNNING:
+        status_ = view.status.value if view is not None else "accepted"
+        raise ApiProblem(
+            409,
+            "Conflict",
+            f"the plan has an active run ({status_}); wait for it to finish, or send"
+            " multitask_strategy 'enqueue' (run after it) or 'interrupt' (cancel it)",
+            kind="run-active",
+            plan_status=status_,
+        )
 
 
 def build_request(fields: dict[str, Any]) -> PlanRequest:
@@ -120,7 +145,12 @@ async def read_plan(row: OwnedPlan, runtime: RuntimeDep) -> PlanOut:
     return plan
 
 
-@router.put("/{plan_id}", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, responses=PROBLEMS)
+@router.put(
+    "/{plan_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses={**PROBLEMS, 409: {"description": "multitask_strategy reject and a run is active"}},
+)
 async def revise_plan(
     body: PlanUpdateBody,
     row: OwnedPlan,
@@ -128,7 +158,9 @@ async def revise_plan(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> Accepted:
-    """Start a new version: changed fields (others kept) and/or feedback for the planner."""
+    """Start a new version: changed fields (others kept) and/or feedback for the planner.
+    While a run is active `multitask_strategy` decides: `reject` (default) answers 409,
+    `enqueue` runs the revision after it, `interrupt` cancels it and runs the revision."""
     changes = body.model_dump(exclude_unset=True, exclude={"feedback", "multitask_strategy"})
     if not changes and body.feedback is None:
         raise validation_problem([FieldError("body", "nothing to change: send fields or feedback")])
@@ -152,6 +184,8 @@ async def revise_plan(
             ]
         )
     request = build_request(merged)
+    if body.multitask_strategy is MultitaskStrategy.REJECT:
+        await refuse_while_running(runtime, row)
     command = PlanRevise(
         id=command_message_id("plan.revise", row.plan_id, idempotency_key) or new_id(),
         user_id=row.user_id,
