@@ -26,6 +26,7 @@ from tripmesh_kit.logging import get_logger
 
 from tripmesh_planner import domain
 from tripmesh_planner.engine import Engine, thread_config
+from tripmesh_planner.plan_status import PlanStatusBoard
 from tripmesh_planner.store import RevisionOutcome
 
 log = get_logger(__name__)
@@ -53,6 +54,7 @@ class Commands:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.rt = engine.rt
+        self.plan_status = PlanStatusBoard(self.rt.bus, self.rt.settings.plan_status_bucket)
 
     async def handle(self, head: CommandHead) -> None:
         command = parse_command(head)
@@ -87,6 +89,10 @@ class Commands:
 
     async def cancel(self, cmd: PlanCancel) -> None:
         if await self.rt.store.request_cancel(cmd.plan_id, cmd.user_id, cmd.reason or "cancelled by user"):
+            # the runners skip the jobs of this run that are still queued (plan_status.py)
+            plan = await self.rt.store.get_plan(cmd.plan_id)
+            if plan is not None and plan.current_run_id is not None:
+                await self.plan_status.mark(cmd.plan_id, plan.current_run_id, "cancelled")
             await self.engine.advance(cmd.plan_id)
 
     async def delete(self, cmd: PlanDelete) -> None:
@@ -94,6 +100,8 @@ class Commands:
         if plan is None:
             log.info("delete_of_unknown_plan_ignored", plan_id=cmd.plan_id)
             return
+        if plan.current_run_id is not None:
+            await self.plan_status.mark(cmd.plan_id, plan.current_run_id, "deleted")
         # Published on every delivery (same id): re-derivable if we died after the write.
         changed = PlanChanged(id=domain.deleted_id(cmd.plan_id), user_id=cmd.user_id,
                               plan_id=cmd.plan_id, correlation_id=cmd.correlation_id,

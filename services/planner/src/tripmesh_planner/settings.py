@@ -35,6 +35,9 @@ class Settings(ServiceSettings):
     unpublished_after_seconds: float = Field(default=5.0, ge=0)
     """A recorded job still unpublished after this long is published again (same id)."""
 
+    plan_status_bucket: str = Field(default="plan-status", pattern=r"^[A-Za-z0-9_-]+$")
+    """KV bucket where a cancel marks `<plan_id>.<run_id>` for the agent-runners to skip."""
+
     command_workers: int = Field(default=4, ge=1)
     result_workers: int = Field(default=16, ge=1)
     rpc_workers: int = Field(default=8, ge=1)
