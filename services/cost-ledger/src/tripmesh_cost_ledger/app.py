@@ -1,4 +1,4 @@
-"""The cost-ledger process: FastStream consumers and responders, plus the ops endpoints."""
+"""The cost-ledger process: the usage consumer, the `svc.ledger.*` responders, ops endpoints."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from tripmesh_contracts.streams import LEDGER_USAGE
 from tripmesh_kit.bus import Bus, make_broker, provision
 from tripmesh_kit.ops import nats_check, ops_router
 from tripmesh_kit.pg import apply_migrations, load_migrations, make_pool, pg_check
 
 from tripmesh_cost_ledger.handlers import register_handlers
 from tripmesh_cost_ledger.ingest import BatchIngestor
+from tripmesh_cost_ledger.puller import UsagePuller
 from tripmesh_cost_ledger.queries import LedgerQueries
 from tripmesh_cost_ledger.settings import Settings
 from tripmesh_cost_ledger.store import SCHEMA, LedgerStore
@@ -30,8 +32,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = LedgerStore(pool)
     ingestor = BatchIngestor(store, bus)
     queries = LedgerQueries(store, settings.tier_caps())
-    register_handlers(broker, ingestor, queries, batch_size=settings.batch_size,
-                      batch_window_seconds=settings.batch_window_seconds)
+    puller = UsagePuller(ingestor, LEDGER_USAGE, batch_size=settings.batch_size,
+                         window_seconds=settings.batch_window_seconds)
+    register_handlers(broker, queries)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -42,10 +45,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.provision_streams:
                 await provision(bus.js)
             await broker.start()
+            await puller.start(bus.js)
             try:
                 yield
             finally:
-                # stops fetching and waits for the in-flight batch (graceful_timeout) = drain
+                # drain: stop fetching, finish the batch in hand, then the in-flight requests
+                await puller.stop(settings.drain_timeout_seconds)
                 await broker.stop()
         finally:
             await pool.close()
@@ -62,4 +67,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.broker = broker
     app.state.store = store
     app.state.ingestor = ingestor
+    app.state.puller = puller
     return app

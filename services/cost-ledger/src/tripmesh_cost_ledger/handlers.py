@@ -1,13 +1,12 @@
-"""FastStream wiring: the batch consumer of `usage.llm.>` and the `svc.ledger.*` responders."""
+"""FastStream wiring of the `svc.ledger.*` responders (core NATS request/reply, queue group
+`cost-ledger`). The usage consumer is `puller.UsagePuller`."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from faststream import Context, StreamMessage
 from faststream.nats import NatsBroker, NatsMessage
-from faststream.nats.message import NatsBatchMessage
 from pydantic import ValidationError
 from tripmesh_contracts import subjects
 from tripmesh_contracts.rpc import (
@@ -21,12 +20,9 @@ from tripmesh_contracts.rpc import (
     RpcModel,
     RpcReply,
 )
-from tripmesh_contracts.streams import LEDGER_USAGE
 from tripmesh_kit import pg
 from tripmesh_kit.logging import get_logger
-from tripmesh_kit.subscribe import durable_subscriber
 
-from tripmesh_cost_ledger.ingest import BatchIngestor
 from tripmesh_cost_ledger.queries import LedgerQueries
 
 log = get_logger(__name__)
@@ -62,25 +58,7 @@ async def answer(body: bytes, request_model: type[Req], reply_model: type[Rep],
     return reply_model(error=error).model_dump(mode="json")
 
 
-async def keep_raw_bodies(msg: StreamMessage[Any]) -> Any:
-    return msg.body
-
-
-def register_handlers(broker: NatsBroker, ingestor: BatchIngestor, queries: LedgerQueries, *,
-                      batch_size: int, batch_window_seconds: float) -> None:
-    # FastStream hands a batch subscriber's handler all fetched messages at once. Its default
-    # decoder JSON-parses every body before the handler runs, and raises on a body whose
-    # content-type says JSON but isn't: that would fail the whole batch on every delivery,
-    # never reaching the DLQ. `keep_raw_bodies` leaves decoding (and the DLQ) to the ingestor.
-    batch_subscriber: Callable[[Callable[..., Awaitable[None]]], object] = durable_subscriber(
-        broker, LEDGER_USAGE, batch=True, batch_size=batch_size,
-        fetch_timeout=batch_window_seconds, decoder=keep_raw_bodies,
-    )
-
-    @batch_subscriber
-    async def on_usage_batch(msg: Annotated[NatsBatchMessage, Context("message")]) -> None:
-        await ingestor.handle(msg.raw_message)
-
+def register_handlers(broker: NatsBroker, queries: LedgerQueries) -> None:
     @broker.subscriber(subjects.SVC_LEDGER_SUMMARY, queue=QUEUE, max_workers=RPC_WORKERS)
     async def on_summary(msg: NatsMessage) -> dict[str, Any]:
         return await answer(msg.body, CostSummaryRequest, CostSummaryReply, queries.summary)

@@ -95,7 +95,7 @@ async def test_undecodable_event_goes_to_dlq_and_the_rest_are_ingested(
     await ledger.publish(good[0], good[1])
     await ledger.publish_raw(b"{not json", "user-a", msg_id="junk-1")
     await ledger.publish_raw(b'{"user_id": "user-a", "id": "x1"}', "user-a", msg_id="junk-2")
-    # claims JSON but isn't: FastStream's default decoder would fail the whole batch on it
+    # claims JSON but isn't: must reach the DLQ like any other undecodable body
     await ledger.publish_raw(b"\xff{", "user-a", msg_id="junk-3",
                              headers={"content-type": "application/json"})
     await ledger.publish(*good[2:])
