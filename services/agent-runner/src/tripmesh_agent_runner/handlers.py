@@ -77,6 +77,9 @@ class JobRunner:
         """Run one delivery of `job` and publish its usage events and its result."""
         bind_context(agent=job.agent.value, job_id=job.id)
         started = time.perf_counter()
+        # which replica took which delivery of a job: what an operator (or the crash test)
+        # reads to see the work a killed replica had in hand
+        log.info("agent_job_started", delivered=delivery.delivered, plan_id=job.plan_id)
         try:
             result = await self._result_for(job, delivery, started)
             await self.bus.publish(result, subjects.agent_result(job.plan_id))
@@ -87,6 +90,8 @@ class JobRunner:
         AGENT_JOB_SECONDS.labels(agent=job.agent.value).observe(time.perf_counter() - started)
         log.info(
             "agent_job_done",
+            agent=job.agent.value,
+            job_id=job.id,
             ok=result.ok,
             error_kind=result.error_kind,
             delivered=delivery.delivered,
