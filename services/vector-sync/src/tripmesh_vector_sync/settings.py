@@ -22,6 +22,7 @@ from tripmesh_kit.settings import ServiceSettings, shared
 class EmbedderKind(StrEnum):
     WORDLLAMA = "wordllama"
     LITELLM = "litellm"
+    MINILM = "minilm"
     HASHING = "hashing"
 
 
@@ -52,6 +53,8 @@ class Settings(ServiceSettings):
     wordllama_config: str = "l2_supercat"
     wordllama_dim: Literal[64, 128, 256] = 256
     """The wheel ships 256-d weights; 64 or 128 truncate them (Matryoshka)."""
+    minilm_max_seq_length: int = Field(default=256, ge=8, le=512)
+    """Tokens per text for the minilm embedder (the model was trained with 256)."""
     hashing_dim: int = Field(default=256, ge=8, le=4096)
 
     reindex_on_mismatch: bool = False
