@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import sys
@@ -253,7 +254,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.wait_for(proc.wait(), 120)
         nats.stop()
     # (b') the raw store call, in-process, on the same storage (the service has released it)
-    result["store_search_plans"] = await raw_store_search(work / "data", args.users, args.searches)
+    try:
+        result["store_search_plans"] = await raw_store_search(work / "data", args.users, args.searches)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     result["points"] = result["store_search_plans"]["points"]
     result["note"] = (
         "local mode: every query is a linear scan over all points of the collection "
