@@ -181,9 +181,7 @@ def period_range(period: SummaryPeriod, start: date | None, end: date | None,
         day = start or today
         return day, day
     if period is SummaryPeriod.MONTH:
-        ref = start or today
-        last = calendar.monthrange(ref.year, ref.month)[1]
-        return ref.replace(day=1), ref.replace(day=last)
+        return month_bounds(start or today)
     if start is not None and end is not None and start > end:
         raise ValueError("start must not be after end")
     return start, end
