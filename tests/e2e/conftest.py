@@ -9,17 +9,19 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import nats
 import pytest
-from tripmesh_devstack.services import default_services
+from tripmesh_devstack.services import ServiceSpec, default_services
 from tripmesh_devstack.supervisor import Stack
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+from client import UserFactory, users_on  # importable once the directory is on the path
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports" / "e2e"
 
@@ -71,3 +73,39 @@ def record_timing() -> Iterator[Callable[[str, float], None]]:
             )
         )
         print(f"\ne2e timings: {seen}")
+
+
+StackFactory = Callable[..., Stack]
+
+
+@pytest.fixture(scope="module")
+def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackFactory]:
+    """Stacks of a module's own (other replicas or settings than the session's `stack`):
+    `stack_factory(name, services, env={...})` starts one; all stop when the module ends, so
+    two modules' stacks never compete for the two cores."""
+    started: list[tuple[Stack, Any]] = []
+
+    def start(name: str, services: Sequence[ServiceSpec], env: dict[str, str] | None = None) -> Stack:
+        data = tmp_path_factory.mktemp(f"tripmesh-e2e-{name}")
+        log = (data / "stack-console.log").open("w")
+        s = Stack(data / "data", services, console=log, env={"LOG_FORMAT": "json", **(env or {})})
+        try:
+            s.start()
+        except Exception:
+            log.flush()
+            print((data / "stack-console.log").read_text()[-8000:])
+            log.close()
+            raise
+        started.append((s, log))
+        return s
+
+    yield start
+    for s, log in reversed(started):
+        s.stop()
+        log.close()
+
+
+@pytest.fixture
+def new_user(http: httpx.AsyncClient) -> UserFactory:
+    """Users on the session's `stack`."""
+    return users_on(http)
