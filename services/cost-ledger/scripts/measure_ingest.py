@@ -33,12 +33,25 @@ async def measure(n: int, batch_size: int, nats_url: str, database_url: str) -> 
     await provision(bus.js)
     js = bus.js
     for start in range(0, n, 1000):  # preload, pipelined
-        chunk = [UsageEvent(user_id=f"user-{i % 50}", plan_id=f"plan-{i % 400}",
-                            agent="planning", model="gpt-5-mini", provider="openai",
-                            cost_usd=Decimal("0.00012345"), prompt_tokens=900,
-                            completion_tokens=300) for i in range(start, min(n, start + 1000))]
-        await asyncio.gather(*(js.publish(subjects.usage(e.user_id), e.to_bytes(),
-                                          headers={"Nats-Msg-Id": e.id}) for e in chunk))
+        chunk = [
+            UsageEvent(
+                user_id=f"user-{i % 50}",
+                plan_id=f"plan-{i % 400}",
+                agent="planning",
+                model="gpt-5-mini",
+                provider="openai",
+                cost_usd=Decimal("0.00012345"),
+                prompt_tokens=900,
+                completion_tokens=300,
+            )
+            for i in range(start, min(n, start + 1000))
+        ]
+        await asyncio.gather(
+            *(
+                js.publish(subjects.usage(e.user_id), e.to_bytes(), headers={"Nats-Msg-Id": e.id})
+                for e in chunk
+            )
+        )
     settings = Settings(nats_url=nats_url, database_url=database_url, batch_size=batch_size)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -52,15 +65,20 @@ async def measure(n: int, batch_size: int, nats_url: str, database_url: str) -> 
     await client.stop()
     hist = {s.name: s.value for s in metrics.BATCH_SIZE.collect()[0].samples}
     batches, total = hist["tripmesh_ledger_batch_size_count"], hist["tripmesh_ledger_batch_size_sum"]
-    print(f"{n} events in {elapsed:.2f} s = {n / elapsed:,.0f} events/s;"
-          f" {batches:.0f} batches, mean {total / batches:.0f} per batch (max {batch_size})")
+    print(
+        f"{n} events in {elapsed:.2f} s = {n / elapsed:,.0f} events/s;"
+        f" {batches:.0f} batches, mean {total / batches:.0f} per batch (max {batch_size})"
+    )
 
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     batch_size = int(sys.argv[2]) if len(sys.argv) > 2 else 500
-    with (tempfile.TemporaryDirectory() as tmp, NatsServer(Path(tmp) / "nats") as nats,
-          PostgresServer(Path(tmp) / "pg") as pg):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        NatsServer(Path(tmp) / "nats") as nats,
+        PostgresServer(Path(tmp) / "pg") as pg,
+    ):
         asyncio.run(measure(n, batch_size, nats.url, pg.url))
 
 

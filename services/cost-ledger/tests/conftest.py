@@ -70,8 +70,11 @@ def ledger_nats_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
     port = _free_port()
     conf = tmp_path / "nats.conf"
     conf.write_text(f'jetstream {{ store_dir: "{tmp_path / "js"}", sync_interval: always }}\n')
-    proc = subprocess.Popen([exe, "-a", "127.0.0.1", "-p", str(port), "-c", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "-a", "127.0.0.1", "-p", str(port), "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_for_port(port)
         yield f"nats://127.0.0.1:{port}"
@@ -182,10 +185,10 @@ class Ledger:
         for event in events:
             await self.bus.publish(event, subjects.usage(event.user_id))
 
-    async def publish_raw(self, payload: bytes, user_id: str, msg_id: str,
-                          headers: dict[str, str] | None = None) -> None:
-        await self.bus.publish_raw(payload, subjects.usage(user_id), msg_id=msg_id,
-                                   headers=headers)
+    async def publish_raw(
+        self, payload: bytes, user_id: str, msg_id: str, headers: dict[str, str] | None = None
+    ) -> None:
+        await self.bus.publish_raw(payload, subjects.usage(user_id), msg_id=msg_id, headers=headers)
 
     async def ask(self, subject: str, request: RpcModel, reply_model: type[R]) -> R:
         response = await self.client.request(request.to_bytes(), subject, timeout=10)
@@ -201,13 +204,16 @@ class Ledger:
         events = await self.fetch(
             "SELECT event_id, user_id, plan_id, agent, model, provider, prompt_tokens,"
             " completion_tokens, cost_usd, occurred_at FROM ledger.usage_events"
-            " ORDER BY event_id")
+            " ORDER BY event_id"
+        )
         daily = await self.fetch(
             "SELECT user_id, day, calls, prompt_tokens, completion_tokens, cost_usd"
-            " FROM ledger.user_daily_totals ORDER BY user_id, day")
+            " FROM ledger.user_daily_totals ORDER BY user_id, day"
+        )
         plans = await self.fetch(
             "SELECT user_id, plan_id, calls, prompt_tokens, completion_tokens, cost_usd,"
-            " first_at, last_at FROM ledger.plan_totals ORDER BY user_id, plan_id")
+            " first_at, last_at FROM ledger.plan_totals ORDER BY user_id, plan_id"
+        )
         return events, daily, plans
 
     async def count_events(self) -> int:
@@ -219,10 +225,8 @@ class Ledger:
 
 
 @contextlib.asynccontextmanager
-async def running_ledger(nats_url: str, database_url: str, **overrides: Any
-                         ) -> AsyncIterator[Ledger]:
-    settings = Settings(nats_url=nats_url, database_url=database_url,
-                        batch_window_seconds=0.1, **overrides)
+async def running_ledger(nats_url: str, database_url: str, **overrides: Any) -> AsyncIterator[Ledger]:
+    settings = Settings(nats_url=nats_url, database_url=database_url, batch_window_seconds=0.1, **overrides)
     app = create_app(settings)
     client = make_broker(nats_url, "ledger-test-client")
     async with app.router.lifespan_context(app):
@@ -239,16 +243,30 @@ async def ledger(ledger_nats_url: str, ledger_db_url: str) -> AsyncIterator[Ledg
         yield running
 
 
-def usage_event(user_id: str = "user-a", *, plan_id: str | None = "plan-1",
-                agent: str | None = "planning", model: str = "gpt-5-mini",
-                provider: str = "openai", cost: str = "0.01", prompt_tokens: int = 100,
-                completion_tokens: int = 50, occurred_at: datetime | None = None,
-                **extra: Any) -> UsageEvent:
+def usage_event(
+    user_id: str = "user-a",
+    *,
+    plan_id: str | None = "plan-1",
+    agent: str | None = "planning",
+    model: str = "gpt-5-mini",
+    provider: str = "openai",
+    cost: str = "0.01",
+    prompt_tokens: int = 100,
+    completion_tokens: int = 50,
+    occurred_at: datetime | None = None,
+    **extra: Any,
+) -> UsageEvent:
     return UsageEvent(
-        user_id=user_id, plan_id=plan_id, agent=agent, model=model, provider=provider,
-        cost_usd=Decimal(cost), prompt_tokens=prompt_tokens,
+        user_id=user_id,
+        plan_id=plan_id,
+        agent=agent,
+        model=model,
+        provider=provider,
+        cost_usd=Decimal(cost),
+        prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
-        occurred_at=occurred_at or datetime.now(UTC), **extra,
+        occurred_at=occurred_at or datetime.now(UTC),
+        **extra,
     )
 
 

@@ -20,9 +20,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cost-ledger", description=__doc__)
     commands = parser.add_subparsers(dest="command")
     again = commands.add_parser(
-        "rebuild", help="empty the ledger's events and totals and replay the USAGE stream")
-    again.add_argument("--force", action="store_true",
-                       help="rebuild even if the stream holds fewer messages than the ledger")
+        "rebuild", help="empty the ledger's events and totals and replay the USAGE stream"
+    )
+    again.add_argument(
+        "--force", action="store_true", help="rebuild even if the stream holds fewer messages than the ledger"
+    )
     return parser
 
 
@@ -32,15 +34,17 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(settings.service_name, settings.log_format, settings.log_level)
     if args.command == "rebuild":
         try:
-            report = asyncio.run(rebuild(settings.database_url, settings.nats_url,
-                                         force=args.force, batch_size=settings.batch_size))
+            report = asyncio.run(
+                rebuild(
+                    settings.database_url, settings.nats_url, force=args.force, batch_size=settings.batch_size
+                )
+            )
         except RebuildRefusedError as exc:
             print(f"refused: {exc}", file=sys.stderr)
             raise SystemExit(2) from exc
         print(json.dumps(report.as_dict()))
         return
-    serve(create_app(settings), settings.http_host, settings.http_port,
-          settings.drain_timeout_seconds)
+    serve(create_app(settings), settings.http_host, settings.http_port, settings.drain_timeout_seconds)
 
 
 if __name__ == "__main__":

@@ -25,15 +25,17 @@ async def migrate(database_url: str) -> int:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    broker = make_broker(settings.nats_url, settings.service_name,
-                         graceful_timeout=settings.drain_timeout_seconds)
+    broker = make_broker(
+        settings.nats_url, settings.service_name, graceful_timeout=settings.drain_timeout_seconds
+    )
     bus = Bus(broker)
     pool = make_pool(settings.database_url, name="cost-ledger", max_size=settings.db_pool_size)
     store = LedgerStore(pool)
     ingestor = BatchIngestor(store, bus)
     queries = LedgerQueries(store, settings.tier_caps())
-    puller = UsagePuller(ingestor, LEDGER_USAGE, batch_size=settings.batch_size,
-                         window_seconds=settings.batch_window_seconds)
+    puller = UsagePuller(
+        ingestor, LEDGER_USAGE, batch_size=settings.batch_size, window_seconds=settings.batch_window_seconds
+    )
     register_handlers(broker, queries)
 
     @asynccontextmanager
@@ -59,10 +61,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await pg_check(pool)
 
     app = FastAPI(title="tripmesh cost-ledger", lifespan=lifespan)
-    app.include_router(ops_router({
-        "nats": nats_check(lambda: broker._connection),
-        "postgres": postgres_ready,
-    }))
+    app.include_router(
+        ops_router(
+            {
+                "nats": nats_check(lambda: broker._connection),
+                "postgres": postgres_ready,
+            }
+        )
+    )
     app.state.settings = settings
     app.state.broker = broker
     app.state.store = store

@@ -78,13 +78,26 @@ class UsageRow:
     @classmethod
     def from_event(cls, e: UsageEvent) -> UsageRow:
         return cls(
-            event_id=e.id, user_id=e.user_id, plan_id=e.plan_id, job_id=e.job_id,
-            run_id=e.run_id, version=e.version, agent=e.agent.value if e.agent else None,
-            model=e.model, provider=e.provider, prompt_tokens=e.prompt_tokens,
-            completion_tokens=e.completion_tokens, cost_usd=money(e.cost_usd),
-            latency_ms=e.latency_ms, attempt=e.attempt, cache_hit=e.cache_hit,
-            success=e.success, error=e.error, reservation_id=e.reservation_id,
-            correlation_id=e.correlation_id, occurred_at=as_utc(e.occurred_at),
+            event_id=e.id,
+            user_id=e.user_id,
+            plan_id=e.plan_id,
+            job_id=e.job_id,
+            run_id=e.run_id,
+            version=e.version,
+            agent=e.agent.value if e.agent else None,
+            model=e.model,
+            provider=e.provider,
+            prompt_tokens=e.prompt_tokens,
+            completion_tokens=e.completion_tokens,
+            cost_usd=money(e.cost_usd),
+            latency_ms=e.latency_ms,
+            attempt=e.attempt,
+            cache_hit=e.cache_hit,
+            success=e.success,
+            error=e.error,
+            reservation_id=e.reservation_id,
+            correlation_id=e.correlation_id,
+            occurred_at=as_utc(e.occurred_at),
         )
 
     @property
@@ -171,8 +184,9 @@ def aggregate(rows: Iterable[UsageRow]) -> Aggregates:
 # --- periods -------------------------------------------------------------------------------
 
 
-def period_range(period: SummaryPeriod, start: date | None, end: date | None,
-                 today: date) -> tuple[date | None, date | None]:
+def period_range(
+    period: SummaryPeriod, start: date | None, end: date | None, today: date
+) -> tuple[date | None, date | None]:
     """Inclusive UTC-day bounds (None = open). `day` / `month` are the day / month of `start`
     when given, else of today; `custom` is [start, end] with either side open."""
     if period is SummaryPeriod.ALL:
@@ -210,10 +224,12 @@ def effective_caps(tier: str, tier_caps: dict[str, Caps], override: Caps | None)
 def budget_decision(daily_spent: Decimal, monthly_spent: Decimal, caps: Caps) -> BudgetCheckReply:
     """Not allowed once spend has *reached* a cap (a $0 cap blocks everything)."""
     reasons: Sequence[str] = [
-        reason for reason, spent, cap in (
+        reason
+        for reason, spent, cap in (
             ("daily_cap_reached", daily_spent, caps.daily_usd),
             ("monthly_cap_reached", monthly_spent, caps.monthly_usd),
-        ) if cap is not None and spent >= cap
+        )
+        if cap is not None and spent >= cap
     ]
     return BudgetCheckReply(
         allowed=not reasons,

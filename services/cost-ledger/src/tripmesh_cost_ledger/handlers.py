@@ -34,8 +34,9 @@ Req = TypeVar("Req", bound=RpcModel)
 Rep = TypeVar("Rep", bound=RpcReply)
 
 
-async def answer(body: bytes, request_model: type[Req], reply_model: type[Rep],
-                 work: Callable[[Req], Awaitable[Rep]]) -> dict[str, Any]:
+async def answer(
+    body: bytes, request_model: type[Req], reply_model: type[Rep], work: Callable[[Req], Awaitable[Rep]]
+) -> dict[str, Any]:
     """Run one request; failures become the reply's `error` (HTTP-like status), never a
     silent timeout for the caller."""
     error: RpcError
@@ -50,8 +51,7 @@ async def answer(body: bytes, request_model: type[Req], reply_model: type[Rep],
             error = RpcError(status=422, title="Invalid request", detail=str(exc)[:1000])
         except Exception as exc:
             if pg.is_store_outage(exc):
-                error = RpcError(status=503, title="Ledger store unavailable",
-                                 detail=type(exc).__name__)
+                error = RpcError(status=503, title="Ledger store unavailable", detail=type(exc).__name__)
             else:
                 log.exception("rpc_failed", request=request_model.__name__)
                 error = RpcError(status=500, title="Ledger error", detail=type(exc).__name__)

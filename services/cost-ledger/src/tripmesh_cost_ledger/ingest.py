@@ -90,8 +90,11 @@ class BatchIngestor:
                 except Exception as exc:
                     if self.is_store_outage(exc):
                         raise  # outage beyond give_up_after: leave unacked, AckWait redelivers
-                    log.warning("batch_refused_ingesting_one_by_one", size=len(decoded),
-                                error=f"{type(exc).__name__}: {exc}"[:300])
+                    log.warning(
+                        "batch_refused_ingesting_one_by_one",
+                        size=len(decoded),
+                        error=f"{type(exc).__name__}: {exc}"[:300],
+                    )
                     await self._one_by_one(decoded)
                 else:
                     for raw, _ in decoded:
@@ -107,8 +110,11 @@ class BatchIngestor:
         metrics.DUPLICATES.inc(result.duplicates)
 
     async def _through_outage(self, rows: Sequence[UsageRow]) -> None:
-        await run_through_outage(functools.partial(self._ingest, rows), self.is_store_outage,
-                                 give_up_after=self.outage_give_up_after)
+        await run_through_outage(
+            functools.partial(self._ingest, rows),
+            self.is_store_outage,
+            give_up_after=self.outage_give_up_after,
+        )
 
     async def _one_by_one(self, decoded: Sequence[tuple[Msg, UsageRow]]) -> None:
         for raw, row in decoded:
@@ -140,8 +146,13 @@ class BatchIngestor:
         self.stats.rejected += 1
         metrics.REJECTED.labels(reason=kind).inc()
         if self.replay:
-            log.warning("replay_skipped_message", subject=raw.subject, error_kind=kind,
-                        seq=raw.metadata.sequence.stream, error=error[:300])
+            log.warning(
+                "replay_skipped_message",
+                subject=raw.subject,
+                error_kind=kind,
+                seq=raw.metadata.sequence.stream,
+                error=error[:300],
+            )
         else:
             assert self.bus is not None
             await dead_letter(self.bus, raw, self.spec, error, kind)

@@ -13,10 +13,12 @@ DUPLICATES = Counter(
 )
 REJECTED = Counter(
     "tripmesh_ledger_events_rejected_total",
-    "Usage events dead-lettered by the ledger, by reason", ["reason"],
+    "Usage events dead-lettered by the ledger, by reason",
+    ["reason"],
 )
 BATCH_SIZE = Histogram(
-    "tripmesh_ledger_batch_size", "Messages per ingested batch",
+    "tripmesh_ledger_batch_size",
+    "Messages per ingested batch",
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
 )
 INGEST_SECONDS = Histogram(

@@ -34,8 +34,9 @@ IDLE_POLL_SECONDS = 5.0
 
 
 class UsagePuller:
-    def __init__(self, ingestor: BatchIngestor, spec: ConsumerSpec, *, batch_size: int,
-                 window_seconds: float) -> None:
+    def __init__(
+        self, ingestor: BatchIngestor, spec: ConsumerSpec, *, batch_size: int, window_seconds: float
+    ) -> None:
         self.ingestor = ingestor
         self.spec = spec
         self.batch_size = batch_size

@@ -34,8 +34,13 @@ def utcnow() -> datetime:
 
 def _bucket(row: SummaryRow) -> CostBucket:
     t = row.totals
-    return CostBucket(key=row.key, calls=t.calls, prompt_tokens=t.prompt_tokens,
-                      completion_tokens=t.completion_tokens, cost_usd=t.cost_usd)
+    return CostBucket(
+        key=row.key,
+        calls=t.calls,
+        prompt_tokens=t.prompt_tokens,
+        completion_tokens=t.completion_tokens,
+        cost_usd=t.cost_usd,
+    )
 
 
 def summary_reply(req: CostSummaryRequest, rows: list[SummaryRow]) -> CostSummaryReply:
@@ -59,8 +64,9 @@ def summary_reply(req: CostSummaryRequest, rows: list[SummaryRow]) -> CostSummar
 
 
 class LedgerQueries:
-    def __init__(self, store: LedgerStore, tier_caps: dict[str, Caps],
-                 now: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, store: LedgerStore, tier_caps: dict[str, Caps], now: Callable[[], datetime] = utcnow
+    ) -> None:
         self.store = store
         self.tier_caps = tier_caps
         self.now = now

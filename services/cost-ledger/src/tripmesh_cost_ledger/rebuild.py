@@ -48,8 +48,7 @@ class RebuildReport:
         return asdict(self)
 
 
-async def rebuild(dsn: str, nats_url: str, *, force: bool = False,
-                  batch_size: int = 500) -> RebuildReport:
+async def rebuild(dsn: str, nats_url: str, *, force: bool = False, batch_size: int = 500) -> RebuildReport:
     await migrate(dsn)
     pool = make_pool(dsn, name="cost-ledger-rebuild", max_size=2)
     await pool.open()
@@ -62,15 +61,17 @@ async def rebuild(dsn: str, nats_url: str, *, force: bool = False,
         if before > stream_messages and not force:
             raise RebuildRefusedError(
                 f"the ledger holds {before} events but the USAGE stream only {stream_messages}"
-                " messages (older ones expired): a rebuild would lose history; use --force")
+                " messages (older ones expired): a rebuild would lose history; use --force"
+            )
         await store.truncate_derived()
         state = (await js.stream_info(streams.USAGE.name)).state
         target = int(state.last_seq)
         ingestor = BatchIngestor(store, None, replay=True)
         read = await _replay(js, ingestor, target, batch_size) if state.messages else 0
         stats = ingestor.stats
-        report = RebuildReport(before, stream_messages, target, read, stats.ingested,
-                               stats.duplicates, stats.rejected)
+        report = RebuildReport(
+            before, stream_messages, target, read, stats.ingested, stats.duplicates, stats.rejected
+        )
         log.info("ledger_rebuilt", **report.as_dict())
         return report
     finally:
@@ -78,16 +79,23 @@ async def rebuild(dsn: str, nats_url: str, *, force: bool = False,
         await pool.close()
 
 
-async def _replay(js: JetStreamContext, ingestor: BatchIngestor, target: int,
-                  batch_size: int) -> int:
+async def _replay(js: JetStreamContext, ingestor: BatchIngestor, target: int, batch_size: int) -> int:
     """Feed USAGE[first .. target] to `ingestor` in batches through an ephemeral consumer."""
     stream = streams.USAGE.name
     name = f"cost-ledger-rebuild-{new_id()[:8]}"
-    await js.add_consumer(stream, api.ConsumerConfig(
-        name=name, filter_subject=subjects.USAGE_ALL, deliver_policy=api.DeliverPolicy.ALL,
-        ack_policy=api.AckPolicy.EXPLICIT, ack_wait=60, max_ack_pending=batch_size * 2,
-        inactive_threshold=300, mem_storage=True,
-    ))
+    await js.add_consumer(
+        stream,
+        api.ConsumerConfig(
+            name=name,
+            filter_subject=subjects.USAGE_ALL,
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=60,
+            max_ack_pending=batch_size * 2,
+            inactive_threshold=300,
+            mem_storage=True,
+        ),
+    )
     sub = await js.pull_subscribe_bind(consumer=name, stream=stream)
     read = 0
     try:
@@ -103,7 +111,7 @@ async def _replay(js: JetStreamContext, ingestor: BatchIngestor, target: int,
             read += len(wanted)
             if wanted:
                 await ingestor.handle(wanted)
-            for m in msgs[len(wanted):]:
+            for m in msgs[len(wanted) :]:
                 await m.ack()  # beyond the target: the live consumer's business
             last = msgs[-1].metadata
             if last.sequence.stream >= target or last.num_pending == 0:

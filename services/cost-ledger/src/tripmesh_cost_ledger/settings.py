@@ -28,8 +28,7 @@ DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="COST_LEDGER_", extra="ignore",
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="COST_LEDGER_", extra="ignore", populate_by_name=True)
 
     service_name: str = "cost-ledger"
     http_port: int = 8084

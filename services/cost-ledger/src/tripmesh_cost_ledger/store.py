@@ -36,8 +36,14 @@ DERIVED_TABLES = ("usage_events", "user_daily_totals", "plan_totals")
 """Everything a replay of the USAGE stream rebuilds (budgets are configuration: kept)."""
 
 _COLUMN_TYPES = {
-    "version": "int", "attempt": "int", "prompt_tokens": "bigint", "completion_tokens": "bigint",
-    "latency_ms": "bigint", "cost_usd": "numeric", "cache_hit": "bool", "success": "bool",
+    "version": "int",
+    "attempt": "int",
+    "prompt_tokens": "bigint",
+    "completion_tokens": "bigint",
+    "latency_ms": "bigint",
+    "cost_usd": "numeric",
+    "cache_hit": "bool",
+    "success": "bool",
     "occurred_at": "timestamptz",
 }
 _LOCK_CONFLICTS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
@@ -104,8 +110,9 @@ def day_start(day: date) -> datetime:
 
 
 class LedgerStore:
-    def __init__(self, pool: AsyncConnectionPool[Any], *, ingest_timeout: float = 5.0,
-                 query_timeout: float = 3.0) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool[Any], *, ingest_timeout: float = 5.0, query_timeout: float = 3.0
+    ) -> None:
         self.pool = pool
         self.ingest_timeout = ingest_timeout
         self.query_timeout = query_timeout
@@ -120,8 +127,7 @@ class LedgerStore:
         unique = unique_in_order(rows)
         for attempt in range(5):
             try:
-                async with (self.pool.connection(timeout=self.ingest_timeout) as conn,
-                            conn.transaction()):
+                async with self.pool.connection(timeout=self.ingest_timeout) as conn, conn.transaction():
                     inserted = await self._insert_rows(conn, unique)
                     await self._add_totals(conn, aggregate(inserted))
                 return IngestResult(inserted, duplicates=len(rows) - len(inserted))
@@ -131,8 +137,7 @@ class LedgerStore:
                 await asyncio.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    async def _insert_rows(self, conn: AsyncConnection[Any], rows: Sequence[UsageRow]
-                           ) -> list[UsageRow]:
+    async def _insert_rows(self, conn: AsyncConnection[Any], rows: Sequence[UsageRow]) -> list[UsageRow]:
         if not rows:
             return []
         arrays = [[getattr(r, c) for r in rows] for c in COLUMNS]
@@ -143,20 +148,33 @@ class LedgerStore:
         if agg.daily:
             keys = sorted(agg.daily)
             daily = [agg.daily[k] for k in keys]
-            await conn.execute(_UPSERT_DAILY, [
-                [u for u, _ in keys], [d for _, d in keys], [t.calls for t in daily],
-                [t.prompt_tokens for t in daily], [t.completion_tokens for t in daily],
-                [t.cost_usd for t in daily],
-            ])
+            await conn.execute(
+                _UPSERT_DAILY,
+                [
+                    [u for u, _ in keys],
+                    [d for _, d in keys],
+                    [t.calls for t in daily],
+                    [t.prompt_tokens for t in daily],
+                    [t.completion_tokens for t in daily],
+                    [t.cost_usd for t in daily],
+                ],
+            )
         if agg.plans:
             pkeys = sorted(agg.plans)
             plans = [agg.plans[k] for k in pkeys]
-            await conn.execute(_UPSERT_PLANS, [
-                [u for u, _ in pkeys], [p for _, p in pkeys], [t.calls for t in plans],
-                [t.prompt_tokens for t in plans], [t.completion_tokens for t in plans],
-                [t.cost_usd for t in plans], [t.first_at for t in plans],
-                [t.last_at for t in plans],
-            ])
+            await conn.execute(
+                _UPSERT_PLANS,
+                [
+                    [u for u, _ in pkeys],
+                    [p for _, p in pkeys],
+                    [t.calls for t in plans],
+                    [t.prompt_tokens for t in plans],
+                    [t.completion_tokens for t in plans],
+                    [t.cost_usd for t in plans],
+                    [t.first_at for t in plans],
+                    [t.last_at for t in plans],
+                ],
+            )
 
     async def set_budget(self, user_id: str, caps: Caps) -> None:
         async with self.pool.connection(timeout=self.query_timeout) as conn:
@@ -172,9 +190,7 @@ class LedgerStore:
     async def truncate_derived(self) -> None:
         """Empty the tables a replay rebuilds (an operator's `rebuild`)."""
         async with self.pool.connection(timeout=self.query_timeout) as conn:
-            await conn.execute(
-                sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(_table, DERIVED_TABLES)))
-            )
+            await conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(_table, DERIVED_TABLES))))
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -184,8 +200,9 @@ class LedgerStore:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
-    async def summary(self, user_id: str, plan_id: str | None, first_day: date | None,
-                      last_day: date | None) -> list[SummaryRow]:
+    async def summary(
+        self, user_id: str, plan_id: str | None, first_day: date | None, last_day: date | None
+    ) -> list[SummaryRow]:
         """Totals and buckets by agent / model / provider / UTC day, for one user."""
         where = [sql.SQL("user_id = %(user)s")]
         if plan_id is not None:
@@ -207,27 +224,32 @@ class LedgerStore:
             " GROUP BY GROUPING SETS ((), (agent_key), (model), (provider), (day))"
         ).format(table=_table("usage_events"), where=sql.SQL(" AND ").join(where))
         params = {
-            "user": user_id, "plan": plan_id,
+            "user": user_id,
+            "plan": plan_id,
             "since": day_start(first_day) if first_day else None,
             "until": day_start(last_day + timedelta(days=1)) if last_day else None,
         }
         async with self.pool.connection(timeout=self.query_timeout) as conn:
             cur = await conn.execute(query, params)
             rows = await cur.fetchall()
-        return [SummaryRow(dim, key, Totals(int(n), int(pt), int(ct), Decimal(cost)))
-                for dim, key, n, pt, ct, cost in rows]
+        return [
+            SummaryRow(dim, key, Totals(int(n), int(pt), int(ct), Decimal(cost)))
+            for dim, key, n, pt, ct, cost in rows
+        ]
 
     async def plan_costs(self, user_id: str, plan_ids: Sequence[str]) -> dict[str, Decimal]:
         async with self.pool.connection(timeout=self.query_timeout) as conn:
             cur = await conn.execute(
-                sql.SQL("SELECT plan_id, cost_usd FROM {} WHERE user_id = %s AND plan_id = ANY(%s)")
-                .format(_table("plan_totals")),
+                sql.SQL("SELECT plan_id, cost_usd FROM {} WHERE user_id = %s AND plan_id = ANY(%s)").format(
+                    _table("plan_totals")
+                ),
                 (user_id, list(plan_ids)),
             )
             return {plan_id: Decimal(cost) for plan_id, cost in await cur.fetchall()}
 
-    async def spend(self, user_id: str, day: date, month_first: date, month_last: date
-                    ) -> tuple[Decimal, Decimal]:
+    async def spend(
+        self, user_id: str, day: date, month_first: date, month_last: date
+    ) -> tuple[Decimal, Decimal]:
         """(spent on `day`, spent in the month) from the running daily totals."""
         async with self.pool.connection(timeout=self.query_timeout) as conn:
             cur = await conn.execute(
@@ -244,8 +266,9 @@ class LedgerStore:
     async def user_caps(self, user_id: str) -> Caps | None:
         async with self.pool.connection(timeout=self.query_timeout) as conn:
             cur = await conn.execute(
-                sql.SQL("SELECT daily_cap_usd, monthly_cap_usd FROM {} WHERE user_id = %s")
-                .format(_table("budgets")),
+                sql.SQL("SELECT daily_cap_usd, monthly_cap_usd FROM {} WHERE user_id = %s").format(
+                    _table("budgets")
+                ),
                 (user_id,),
             )
             row = await cur.fetchone()

@@ -20,18 +20,27 @@ MakeUsage = Callable[..., UsageEvent]
 
 def expected_totals(events: list[UsageEvent]) -> tuple[list[tuple[Any, ...]], ...]:
     agg = aggregate(UsageRow.from_event(e) for e in {e.id: e for e in events}.values())
-    daily = [(u, d, t.calls, t.prompt_tokens, t.completion_tokens, t.cost_usd)
-             for (u, d), t in sorted(agg.daily.items())]
-    plans = [(u, p, t.calls, t.prompt_tokens, t.completion_tokens, t.cost_usd, t.first_at,
-              t.last_at) for (u, p), t in sorted(agg.plans.items())]
+    daily = [
+        (u, d, t.calls, t.prompt_tokens, t.completion_tokens, t.cost_usd)
+        for (u, d), t in sorted(agg.daily.items())
+    ]
+    plans = [
+        (u, p, t.calls, t.prompt_tokens, t.completion_tokens, t.cost_usd, t.first_at, t.last_at)
+        for (u, p), t in sorted(agg.plans.items())
+    ]
     return daily, plans
 
 
 async def test_a_batch_is_ingested_with_running_totals(ledger: Any, make_usage: MakeUsage) -> None:
     now = datetime.now(UTC)
     events = [
-        make_usage("user-a", plan_id=f"plan-{i % 3}", agent="location", cost="0.00012345",
-                   occurred_at=now - timedelta(days=i % 2))
+        make_usage(
+            "user-a",
+            plan_id=f"plan-{i % 3}",
+            agent="location",
+            cost="0.00012345",
+            occurred_at=now - timedelta(days=i % 2),
+        )
         for i in range(120)
     ] + [make_usage("user-b", plan_id="plan-b", cost="0.5", occurred_at=now)]
     await ledger.publish(*events)
@@ -45,8 +54,7 @@ async def test_a_batch_is_ingested_with_running_totals(ledger: Any, make_usage: 
     assert batches[0][0] < len(events)
 
 
-async def test_redelivered_and_replayed_events_change_nothing(
-        ledger: Any, make_usage: MakeUsage) -> None:
+async def test_redelivered_and_replayed_events_change_nothing(ledger: Any, make_usage: MakeUsage) -> None:
     events = [make_usage("user-a", cost=f"0.{i:02d}", plan_id=f"p{i % 4}") for i in range(40)]
     await ledger.publish(*events)
     await ledger.wait_until(lambda: ledger.caught_up())
@@ -70,8 +78,7 @@ async def test_redelivered_and_replayed_events_change_nothing(
     assert await ledger.state() == before
 
 
-async def test_totals_are_the_exact_sum_of_distinct_events(
-        ledger: Any, make_usage: MakeUsage) -> None:
+async def test_totals_are_the_exact_sum_of_distinct_events(ledger: Any, make_usage: MakeUsage) -> None:
     # amounts that binary floats can't hold; 10 x 0.1 must be exactly 1
     costs = ["0.1"] * 10 + ["0.00000001", "0.12345678", "3.33333333"]
     events = [make_usage("user-exact", plan_id="plan-x", cost=c) for c in costs]
@@ -80,9 +87,9 @@ async def test_totals_are_the_exact_sum_of_distinct_events(
         await ledger.publish_raw(event.to_bytes(), event.user_id, msg_id=new_id())
     await ledger.wait_until(lambda: ledger.caught_up())
     rows = await ledger.fetch(
-        "SELECT sum(cost_usd) FROM ledger.user_daily_totals WHERE user_id = 'user-exact'")
-    plan = await ledger.fetch(
-        "SELECT calls, cost_usd FROM ledger.plan_totals WHERE plan_id = 'plan-x'")
+        "SELECT sum(cost_usd) FROM ledger.user_daily_totals WHERE user_id = 'user-exact'"
+    )
+    plan = await ledger.fetch("SELECT calls, cost_usd FROM ledger.plan_totals WHERE plan_id = 'plan-x'")
     exact = sum((Decimal(c) for c in costs), Decimal(0))
     assert exact == Decimal("4.45679012")
     assert rows[0][0] == exact
@@ -90,14 +97,16 @@ async def test_totals_are_the_exact_sum_of_distinct_events(
 
 
 async def test_undecodable_event_goes_to_dlq_and_the_rest_are_ingested(
-        ledger: Any, make_usage: MakeUsage) -> None:
+    ledger: Any, make_usage: MakeUsage
+) -> None:
     good = [make_usage("user-a", cost="0.2") for _ in range(5)]
     await ledger.publish(good[0], good[1])
     await ledger.publish_raw(b"{not json", "user-a", msg_id="junk-1")
     await ledger.publish_raw(b'{"user_id": "user-a", "id": "x1"}', "user-a", msg_id="junk-2")
     # claims JSON but isn't: must reach the DLQ like any other undecodable body
-    await ledger.publish_raw(b"\xff{", "user-a", msg_id="junk-3",
-                             headers={"content-type": "application/json"})
+    await ledger.publish_raw(
+        b"\xff{", "user-a", msg_id="junk-3", headers={"content-type": "application/json"}
+    )
     await ledger.publish(*good[2:])
     await ledger.wait_until(lambda: ledger.caught_up())
     assert await ledger.count_events() == 5
@@ -105,15 +114,15 @@ async def test_undecodable_event_goes_to_dlq_and_the_rest_are_ingested(
     dead = await dlq_entries(ledger, 3)
     assert [subject for subject, _, _ in dead] == ["dlq.usage.llm.user-a"] * 3
     assert {h[consume.DLQ_ERROR_KIND] for _, h, _ in dead} == {"undecodable"}
-    assert {data for _, _, data in dead} == {
-        b"{not json", b'{"user_id": "user-a", "id": "x1"}', b"\xff{"}
+    assert {data for _, _, data in dead} == {b"{not json", b'{"user_id": "user-a", "id": "x1"}', b"\xff{"}
     for _, headers, _ in dead:
         assert "UsageEvent" in headers[consume.DLQ_ERROR]
         assert headers[consume.DLQ_CONSUMER] == "cost-ledger-usage"
 
 
 async def test_an_event_the_database_refuses_is_dead_lettered_alone(
-        ledger: Any, make_usage: MakeUsage) -> None:
+    ledger: Any, make_usage: MakeUsage
+) -> None:
     # valid by the contract, but beyond numeric(18, 8): the batch falls back to one by one
     too_big = make_usage("user-a", cost="12345678901.5")
     others = [make_usage("user-a", cost="1") for _ in range(4)]
@@ -133,8 +142,7 @@ async def dlq_entries(ledger: Any, expected: int) -> list[tuple[str, dict[str, s
     async def collect() -> bool:
         sub = await ledger.bus.js.pull_subscribe("dlq.>", stream="DLQ")
         try:
-            found[:] = [(m.subject, dict(m.headers or {}), m.data)
-                        for m in await sub.fetch(100, timeout=0.5)]
+            found[:] = [(m.subject, dict(m.headers or {}), m.data) for m in await sub.fetch(100, timeout=0.5)]
         except TimeoutError:
             found[:] = []
         finally:

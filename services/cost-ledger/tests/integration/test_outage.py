@@ -35,11 +35,11 @@ async def dlq_count(bus: Bus) -> int:
 
 
 async def test_postgres_outage_pauses_ingest_and_it_catches_up(
-        ledger_nats_url: str, stoppable_postgres: Any, start_ledger: Any,
-        make_usage: MakeUsage) -> None:
-    events = [make_usage(f"user-{i % 4}", plan_id=f"plan-{i % 6}", cost="0.001")
-              for i in range(600)]
+    ledger_nats_url: str, stoppable_postgres: Any, start_ledger: Any, make_usage: MakeUsage
+) -> None:
+    events = [make_usage(f"user-{i % 4}", plan_id=f"plan-{i % 6}", cost="0.001") for i in range(600)]
     async with start_ledger(ledger_nats_url, stoppable_postgres.url) as ledger:
+
         async def publish_steadily() -> None:
             for i, event in enumerate(events):
                 await ledger.publish(event)
@@ -54,12 +54,14 @@ async def test_postgres_outage_pauses_ingest_and_it_catches_up(
         stopped_at = time.monotonic()
         try:
             # while it is down: readiness names postgres, budget checks answer 503
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ledger.app),
-                                         base_url="http://ledger") as http:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=ledger.app), base_url="http://ledger"
+            ) as http:
                 ready = await http.get("/readyz")
             assert ready.status_code == 503 and "postgres" in ready.json()["dependencies"]
-            reply = await ledger.ask(subjects.SVC_LEDGER_BUDGET_CHECK,
-                                     BudgetCheckRequest(user_id="user-0"), BudgetCheckReply)
+            reply = await ledger.ask(
+                subjects.SVC_LEDGER_BUDGET_CHECK, BudgetCheckRequest(user_id="user-0"), BudgetCheckReply
+            )
             assert reply.error is not None and reply.error.status == 503
             await publisher  # every event is published while the database is down
             # down for longer than a batch waits for a connection (5 s), so the batch's
@@ -74,7 +76,8 @@ async def test_postgres_outage_pauses_ingest_and_it_catches_up(
         _, daily, _ = await ledger.state()
         expected = aggregate(UsageRow.from_event(e) for e in events)
         assert [(u, d, n, c) for u, d, n, _, _, c in daily] == [
-            (u, d, t.calls, t.cost_usd) for (u, d), t in sorted(expected.daily.items())]
+            (u, d, t.calls, t.cost_usd) for (u, d), t in sorted(expected.daily.items())
+        ]
         assert redelivered() == redelivered_before  # paused: not nak'ed, not timed out
         assert kit_metrics.STORE_OUTAGE_RETRIES._value.get() > retries_before
 
@@ -94,11 +97,16 @@ async def _has_events(ledger: Any) -> bool:
 
 
 async def test_a_batch_waiting_out_an_outage_keeps_its_messages(
-        ledger_nats_url: str, stoppable_postgres: Any, make_usage: MakeUsage) -> None:
+    ledger_nats_url: str, stoppable_postgres: Any, make_usage: MakeUsage
+) -> None:
     """An outage longer than AckWait: in-progress acks keep the batch from being redelivered
     to another replica. The ingestor alone here (no live service consuming beside it)."""
-    spec = ConsumerSpec(stream=streams.USAGE.name, durable="ledger-outage-test",
-                        filter_subject=subjects.USAGE_ALL, ack_wait_seconds=3.0)
+    spec = ConsumerSpec(
+        stream=streams.USAGE.name,
+        durable="ledger-outage-test",
+        filter_subject=subjects.USAGE_ALL,
+        ack_wait_seconds=3.0,
+    )
     await migrate(stoppable_postgres.url)
     pool = make_pool(stoppable_postgres.url, name="outage-test")
     broker = make_broker(ledger_nats_url, "outage-test")

@@ -26,17 +26,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_the_service_process(ledger_nats_url: str, ledger_db_url: str,
-                                   make_usage: Callable[..., UsageEvent], tmp_path: Any) -> None:
+async def test_the_service_process(
+    ledger_nats_url: str, ledger_db_url: str, make_usage: Callable[..., UsageEvent], tmp_path: Any
+) -> None:
     port = free_port()
-    env = {**os.environ, "NATS_URL": ledger_nats_url, "DATABASE_URL": ledger_db_url,
-           "COST_LEDGER_HTTP_PORT": str(port), "LOG_FORMAT": "json",
-           "TRIPMESH_DATA_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "NATS_URL": ledger_nats_url,
+        "DATABASE_URL": ledger_db_url,
+        "COST_LEDGER_HTTP_PORT": str(port),
+        "LOG_FORMAT": "json",
+        "TRIPMESH_DATA_DIR": str(tmp_path),
+    }
     env.pop("COST_LEDGER_DATABASE_URL", None)
     log = (tmp_path / "ledger.log").open("w")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tripmesh_cost_ledger", env=env, stdout=log,
-        stderr=asyncio.subprocess.STDOUT)
+        sys.executable, "-m", "tripmesh_cost_ledger", env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=2) as http:
@@ -64,9 +70,12 @@ async def test_the_service_process(ledger_nats_url: str, ledger_db_url: str,
                 await asyncio.sleep(0.1)
             assert [str(r[0]) for r in rows] == ["0.42000000"]
             exposed = (await http.get("/metrics")).text
-            for name in ("tripmesh_ledger_events_ingested_total 1.0",
-                         "tripmesh_ledger_duplicates_total", "tripmesh_ledger_batch_size_bucket",
-                         "tripmesh_ledger_ingest_seconds_bucket"):
+            for name in (
+                "tripmesh_ledger_events_ingested_total 1.0",
+                "tripmesh_ledger_duplicates_total",
+                "tripmesh_ledger_batch_size_bucket",
+                "tripmesh_ledger_ingest_seconds_bucket",
+            ):
                 assert name in exposed, name
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 60) == 0

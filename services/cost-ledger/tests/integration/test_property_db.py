@@ -23,11 +23,21 @@ BASE = datetime(2026, 1, 31, 20, 0, tzinfo=UTC)
 
 events = st.builds(
     lambda n, user, plan, cost, minutes: UsageEvent(
-        id=f"e{n}", user_id=user, plan_id=plan, model="m", provider="p",
-        prompt_tokens=n, completion_tokens=2 * n, cost_usd=cost,
-        occurred_at=BASE + timedelta(minutes=minutes)),
-    st.integers(0, 60), st.sampled_from(["ana", "bob"]), st.sampled_from([None, "p1", "p2"]),
-    st.decimals(min_value=0, max_value=100, places=9), st.integers(0, 8 * 60),
+        id=f"e{n}",
+        user_id=user,
+        plan_id=plan,
+        model="m",
+        provider="p",
+        prompt_tokens=n,
+        completion_tokens=2 * n,
+        cost_usd=cost,
+        occurred_at=BASE + timedelta(minutes=minutes),
+    ),
+    st.integers(0, 60),
+    st.sampled_from(["ana", "bob"]),
+    st.sampled_from([None, "p1", "p2"]),
+    st.decimals(min_value=0, max_value=100, places=9),
+    st.integers(0, 8 * 60),
 )
 # batches of events, some appearing in several batches (redelivery, replay) or twice in one
 batch_sequences = st.lists(st.lists(events, min_size=1, max_size=12), min_size=1, max_size=6)
@@ -35,12 +45,18 @@ batch_sequences = st.lists(st.lists(events, min_size=1, max_size=12), min_size=1
 
 async def _db_totals(store: LedgerStore) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     async with store.pool.connection() as conn:
-        daily = await (await conn.execute(
-            "SELECT user_id, day, calls, prompt_tokens, completion_tokens, cost_usd"
-            " FROM ledger.user_daily_totals ORDER BY 1, 2")).fetchall()
-        plans = await (await conn.execute(
-            "SELECT user_id, plan_id, calls, prompt_tokens, completion_tokens, cost_usd,"
-            " first_at, last_at FROM ledger.plan_totals ORDER BY 1, 2")).fetchall()
+        daily = await (
+            await conn.execute(
+                "SELECT user_id, day, calls, prompt_tokens, completion_tokens, cost_usd"
+                " FROM ledger.user_daily_totals ORDER BY 1, 2"
+            )
+        ).fetchall()
+        plans = await (
+            await conn.execute(
+                "SELECT user_id, plan_id, calls, prompt_tokens, completion_tokens, cost_usd,"
+                " first_at, last_at FROM ledger.plan_totals ORDER BY 1, 2"
+            )
+        ).fetchall()
     return daily, plans
 
 
@@ -60,10 +76,14 @@ async def _run(url: str, batches: list[list[UsageEvent]]) -> None:
                 first_copy.setdefault(e.id, e)
         agg = aggregate(UsageRow.from_event(e) for e in first_copy.values())
         daily, plans = await _db_totals(store)
-        assert daily == [(u, d, t.calls, t.prompt_tokens, t.completion_tokens, t.cost_usd)
-                         for (u, d), t in sorted(agg.daily.items())]
-        assert plans == [(u, p, t.calls, t.prompt_tokens, t.completion_tokens, t.cost_usd,
-                          t.first_at, t.last_at) for (u, p), t in sorted(agg.plans.items())]
+        assert daily == [
+            (u, d, t.calls, t.prompt_tokens, t.completion_tokens, t.cost_usd)
+            for (u, d), t in sorted(agg.daily.items())
+        ]
+        assert plans == [
+            (u, p, t.calls, t.prompt_tokens, t.completion_tokens, t.cost_usd, t.first_at, t.last_at)
+            for (u, p), t in sorted(agg.plans.items())
+        ]
         assert await store.count_events() == len(first_copy)
         cost = sum((t.cost_usd for t in agg.daily.values()), Decimal(0))
         assert sum((row[5] for row in daily), Decimal(0)) == cost
@@ -74,8 +94,11 @@ async def _run(url: str, batches: list[list[UsageEvent]]) -> None:
 def test_store_totals_equal_distinct_events(ledger_db_url: str) -> None:
     asyncio.run(migrate(ledger_db_url))
 
-    @settings(max_examples=25, deadline=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     @given(batch_sequences)
     def check(batches: list[list[UsageEvent]]) -> None:
         asyncio.run(_run(ledger_db_url, batches))

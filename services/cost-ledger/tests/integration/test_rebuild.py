@@ -21,8 +21,9 @@ MakeUsage = Callable[..., UsageEvent]
 
 
 async def fill(ledger: Any, make_usage: MakeUsage, count: int) -> list[UsageEvent]:
-    events = [make_usage(f"user-{i % 3}", plan_id=f"plan-{i % 5}", cost=f"0.0{i % 10}1")
-              for i in range(count)]
+    events = [
+        make_usage(f"user-{i % 3}", plan_id=f"plan-{i % 5}", cost=f"0.0{i % 10}1") for i in range(count)
+    ]
     await ledger.publish(*events)
     for event in events[:7]:  # replayed copies as separate stream messages
         await ledger.publish_raw(event.to_bytes(), event.user_id, msg_id=new_id())
@@ -38,8 +39,7 @@ async def test_rebuild_ends_with_the_same_ledger(ledger: Any, make_usage: MakeUs
 
     report = await rebuild(ledger.settings.database_url, ledger.settings.nats_url, batch_size=16)
     assert await ledger.state() == before
-    assert (report.events_before, report.ingested, report.duplicates, report.skipped) == (
-        60, 60, 7, 1)
+    assert (report.events_before, report.ingested, report.duplicates, report.skipped) == (60, 60, 7, 1)
     assert report.messages_read == report.stream_messages == 68
 
     # the live consumer carries on afterwards, and a second rebuild is a no-op
@@ -65,8 +65,7 @@ async def test_rebuild_while_events_keep_arriving(ledger: Any, make_usage: MakeU
     await publisher
     await ledger.wait_until(lambda: ledger.caught_up())
     assert await ledger.count_events() == 230
-    total = await ledger.fetch(
-        "SELECT calls, cost_usd FROM ledger.plan_totals WHERE plan_id = 'plan-9'")
+    total = await ledger.fetch("SELECT calls, cost_usd FROM ledger.plan_totals WHERE plan_id = 'plan-9'")
     assert total == [(200, Decimal(100))]
 
 
@@ -84,11 +83,20 @@ async def test_rebuild_refuses_to_lose_history(ledger: Any, make_usage: MakeUsag
 async def test_rebuild_command_line(ledger: Any, make_usage: MakeUsage) -> None:
     await fill(ledger, make_usage, 12)
     before = await ledger.state()
-    env = {**os.environ, "COST_LEDGER_DATABASE_URL": ledger.settings.database_url,
-           "NATS_URL": ledger.settings.nats_url, "LOG_FORMAT": "json"}
+    env = {
+        **os.environ,
+        "COST_LEDGER_DATABASE_URL": ledger.settings.database_url,
+        "NATS_URL": ledger.settings.nats_url,
+        "LOG_FORMAT": "json",
+    }
     done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "tripmesh_cost_ledger", "rebuild"],
-        env=env, capture_output=True, text=True, timeout=120)
+        subprocess.run,
+        [sys.executable, "-m", "tripmesh_cost_ledger", "rebuild"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["ingested"] == 12
     assert await ledger.state() == before

@@ -38,19 +38,70 @@ async def history(ledger: Any, make_usage: MakeUsage) -> Any:
     """Two users; ana has two plans over three days spanning a month boundary."""
     u = make_usage
     await ledger.publish(
-        u("ana", plan_id="lisbon", agent="location", model="gpt-5-mini", provider="openai",
-          cost="0.10", prompt_tokens=10, completion_tokens=1, occurred_at=at("2026-03-30")),
-        u("ana", plan_id="lisbon", agent="planning", model="gpt-5", provider="openai",
-          cost="0.25", prompt_tokens=20, completion_tokens=2, occurred_at=at("2026-03-31", 23)),
-        u("ana", plan_id="lisbon", agent="planning", model="claude-sonnet-4-5",
-          provider="anthropic", cost="0.30", prompt_tokens=30, completion_tokens=3,
-          occurred_at=at("2026-04-01", 0)),
-        u("ana", plan_id="oslo", agent="weather", model="gpt-5-mini", provider="openai",
-          cost="0.05", prompt_tokens=40, completion_tokens=4, occurred_at=at("2026-04-01")),
-        u("ana", plan_id=None, agent=None, model="gpt-5-mini", provider="openai",
-          cost="0.01", prompt_tokens=50, completion_tokens=5, occurred_at=at("2026-04-01")),
-        u("bob", plan_id="fjords", agent="planning", model="gpt-5", provider="openai",
-          cost="9.99", occurred_at=at("2026-04-01")),
+        u(
+            "ana",
+            plan_id="lisbon",
+            agent="location",
+            model="gpt-5-mini",
+            provider="openai",
+            cost="0.10",
+            prompt_tokens=10,
+            completion_tokens=1,
+            occurred_at=at("2026-03-30"),
+        ),
+        u(
+            "ana",
+            plan_id="lisbon",
+            agent="planning",
+            model="gpt-5",
+            provider="openai",
+            cost="0.25",
+            prompt_tokens=20,
+            completion_tokens=2,
+            occurred_at=at("2026-03-31", 23),
+        ),
+        u(
+            "ana",
+            plan_id="lisbon",
+            agent="planning",
+            model="claude-sonnet-4-5",
+            provider="anthropic",
+            cost="0.30",
+            prompt_tokens=30,
+            completion_tokens=3,
+            occurred_at=at("2026-04-01", 0),
+        ),
+        u(
+            "ana",
+            plan_id="oslo",
+            agent="weather",
+            model="gpt-5-mini",
+            provider="openai",
+            cost="0.05",
+            prompt_tokens=40,
+            completion_tokens=4,
+            occurred_at=at("2026-04-01"),
+        ),
+        u(
+            "ana",
+            plan_id=None,
+            agent=None,
+            model="gpt-5-mini",
+            provider="openai",
+            cost="0.01",
+            prompt_tokens=50,
+            completion_tokens=5,
+            occurred_at=at("2026-04-01"),
+        ),
+        u(
+            "bob",
+            plan_id="fjords",
+            agent="planning",
+            model="gpt-5",
+            provider="openai",
+            cost="9.99",
+            occurred_at=at("2026-04-01"),
+        ),
     )
     await ledger.wait_until(lambda: ledger.caught_up())
     return ledger
@@ -58,7 +109,8 @@ async def history(ledger: Any, make_usage: MakeUsage) -> Any:
 
 async def summary(ledger: Any, **fields: Any) -> CostSummaryReply:
     reply: CostSummaryReply = await ledger.ask(
-        subjects.SVC_LEDGER_SUMMARY, CostSummaryRequest(**fields), CostSummaryReply)
+        subjects.SVC_LEDGER_SUMMARY, CostSummaryRequest(**fields), CostSummaryReply
+    )
     assert reply.error is None, reply.error
     return reply
 
@@ -68,18 +120,21 @@ async def test_summary_of_everything_by_agent_model_provider_day(history: Any) -
     assert (s.calls, s.prompt_tokens, s.completion_tokens) == (5, 150, 15)
     assert s.total_cost_usd == Decimal("0.71")
     assert keyed(s.by_agent) == {
-        "planning": (2, Decimal("0.55")), "location": (1, Decimal("0.10")),
-        "weather": (1, Decimal("0.05")), "unknown": (1, Decimal("0.01")),
+        "planning": (2, Decimal("0.55")),
+        "location": (1, Decimal("0.10")),
+        "weather": (1, Decimal("0.05")),
+        "unknown": (1, Decimal("0.01")),
     }
     assert [b.key for b in s.by_agent] == ["planning", "location", "weather", "unknown"]
     assert keyed(s.by_model) == {
-        "claude-sonnet-4-5": (1, Decimal("0.30")), "gpt-5": (1, Decimal("0.25")),
+        "claude-sonnet-4-5": (1, Decimal("0.30")),
+        "gpt-5": (1, Decimal("0.25")),
         "gpt-5-mini": (3, Decimal("0.16")),
     }
-    assert keyed(s.by_provider) == {"openai": (4, Decimal("0.41")),
-                                    "anthropic": (1, Decimal("0.30"))}
+    assert keyed(s.by_provider) == {"openai": (4, Decimal("0.41")), "anthropic": (1, Decimal("0.30"))}
     assert [(b.key, b.calls, b.cost_usd) for b in s.by_day] == [
-        ("2026-03-30", 1, Decimal("0.10")), ("2026-03-31", 1, Decimal("0.25")),
+        ("2026-03-30", 1, Decimal("0.10")),
+        ("2026-03-31", 1, Decimal("0.25")),
         ("2026-04-01", 3, Decimal("0.36")),
     ]
 
@@ -95,8 +150,14 @@ async def test_summary_by_plan_and_period(history: Any) -> None:
     march = await summary(history, user_id="ana", period="month", start=date(2026, 3, 5))
     assert (march.calls, march.total_cost_usd) == (2, Decimal("0.35"))
 
-    custom = await summary(history, user_id="ana", plan_id="lisbon", period="custom",
-                           start=date(2026, 3, 31), end=date(2026, 4, 1))
+    custom = await summary(
+        history,
+        user_id="ana",
+        plan_id="lisbon",
+        period="custom",
+        start=date(2026, 3, 31),
+        end=date(2026, 4, 1),
+    )
     assert (custom.calls, custom.total_cost_usd) == (2, Decimal("0.55"))
     assert [b.key for b in custom.by_day] == ["2026-03-31", "2026-04-01"]
 
@@ -121,8 +182,11 @@ async def test_bad_requests_get_a_422_reply(history: Any) -> None:
         start: str | None = None
         end: str | None = None
 
-    for request in (Raw(user_id="ana.*"), Raw(user_id="ana", period="fortnight"),
-                    Raw(user_id="ana", start="2026-04-02", end="2026-04-01")):
+    for request in (
+        Raw(user_id="ana.*"),
+        Raw(user_id="ana", period="fortnight"),
+        Raw(user_id="ana", start="2026-04-02", end="2026-04-01"),
+    ):
         reply = await history.ask(subjects.SVC_LEDGER_SUMMARY, request, CostSummaryReply)
         assert reply.error is not None and reply.error.status == 422, request
 
@@ -131,16 +195,21 @@ async def test_plan_costs_for_the_users_plans(history: Any) -> None:
     reply = await history.ask(
         subjects.SVC_LEDGER_PLAN_COSTS,
         PlanCostsRequest(user_id="ana", plan_ids=["lisbon", "oslo", "fjords", "unknown"]),
-        PlanCostsReply)
+        PlanCostsReply,
+    )
     assert reply.error is None
-    assert reply.costs == {"lisbon": Decimal("0.65"), "oslo": Decimal("0.05"),
-                           "fjords": Decimal(0), "unknown": Decimal(0)}  # fjords is bob's
+    assert reply.costs == {
+        "lisbon": Decimal("0.65"),
+        "oslo": Decimal("0.05"),
+        "fjords": Decimal(0),
+        "unknown": Decimal(0),
+    }  # fjords is bob's
 
 
 async def budget(ledger: Any, user_id: str, tier: str = "free") -> BudgetCheckReply:
     reply: BudgetCheckReply = await ledger.ask(
-        subjects.SVC_LEDGER_BUDGET_CHECK, BudgetCheckRequest(user_id=user_id, tier=tier),
-        BudgetCheckReply)
+        subjects.SVC_LEDGER_BUDGET_CHECK, BudgetCheckRequest(user_id=user_id, tier=tier), BudgetCheckReply
+    )
     assert reply.error is None, reply.error
     return reply
 

@@ -26,7 +26,8 @@ def usage_events(draw: st.DrawFn) -> UsageEvent:
         user_id=draw(st.sampled_from(["ana", "bob", "carol"])),
         plan_id=draw(st.sampled_from([None, "p1", "p2", "p3"])),
         agent=draw(st.sampled_from([None, "planning", "weather"])),
-        model="m", provider="p",
+        model="m",
+        provider="p",
         prompt_tokens=draw(st.integers(0, 5000)),
         completion_tokens=draw(st.integers(0, 5000)),
         # up to 10 decimal places: the ledger rounds to 8, before adding anything
@@ -61,10 +62,14 @@ def _with_everything(events: list[UsageEvent], extra: list[list[int]]) -> list[l
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(usage_events(), min_size=1, max_size=25).flatmap(
-    lambda evs: st.tuples(st.just(evs), deliveries(evs))))
+@given(
+    st.lists(usage_events(), min_size=1, max_size=25).flatmap(
+        lambda evs: st.tuples(st.just(evs), deliveries(evs))
+    )
+)
 def test_any_delivery_sequence_gives_the_totals_of_distinct_events(
-        case: tuple[list[UsageEvent], list[list[UsageEvent]]]) -> None:
+    case: tuple[list[UsageEvent], list[list[UsageEvent]]],
+) -> None:
     events, batches = case
     ledger = ModelLedger()
     for batch in batches:
@@ -92,8 +97,12 @@ def test_aggregate_is_additive_over_disjoint_parts(events: list[UsageEvent], cut
 
 
 def test_a_redelivered_batch_adds_nothing() -> None:
-    rows = [UsageRow.from_event(UsageEvent(id=f"e{i}", user_id="ana", model="m", provider="p",
-                                           cost_usd=Decimal("0.1"))) for i in range(10)]
+    rows = [
+        UsageRow.from_event(
+            UsageEvent(id=f"e{i}", user_id="ana", model="m", provider="p", cost_usd=Decimal("0.1"))
+        )
+        for i in range(10)
+    ]
     ledger = ModelLedger()
     assert ledger.ingest(rows) == 10
     snapshot = Aggregates()

@@ -66,12 +66,15 @@ def test_first_copy_of_an_event_wins_within_a_batch() -> None:
 
 def test_aggregate_by_user_day_and_user_plan() -> None:
     t0 = datetime(2026, 2, 13, 23, 0, tzinfo=UTC)
-    rows = [UsageRow.from_event(e) for e in (
-        event(plan_id="p", cost_usd="0.1", prompt_tokens=1, occurred_at=t0),
-        event(plan_id="p", cost_usd="0.2", completion_tokens=2, occurred_at=t0 + timedelta(hours=2)),
-        event(plan_id=None, cost_usd="0.3", occurred_at=t0),
-        event(user_id="bob", plan_id="p", cost_usd="1", occurred_at=t0),
-    )]
+    rows = [
+        UsageRow.from_event(e)
+        for e in (
+            event(plan_id="p", cost_usd="0.1", prompt_tokens=1, occurred_at=t0),
+            event(plan_id="p", cost_usd="0.2", completion_tokens=2, occurred_at=t0 + timedelta(hours=2)),
+            event(plan_id=None, cost_usd="0.3", occurred_at=t0),
+            event(user_id="bob", plan_id="p", cost_usd="1", occurred_at=t0),
+        )
+    ]
     agg = aggregate(rows)
     assert {k: (t.calls, t.cost_usd) for k, t in agg.daily.items()} == {
         ("ana", date(2026, 2, 13)): (2, Decimal("0.4")),
@@ -80,22 +83,30 @@ def test_aggregate_by_user_day_and_user_plan() -> None:
     }
     plan = agg.plans[("ana", "p")]
     assert (plan.calls, plan.prompt_tokens, plan.completion_tokens, plan.cost_usd) == (
-        2, 1, 2, Decimal("0.3"))
+        2,
+        1,
+        2,
+        Decimal("0.3"),
+    )
     assert (plan.first_at, plan.last_at) == (t0, t0 + timedelta(hours=2))
     assert set(agg.plans) == {("ana", "p"), ("bob", "p")}
 
 
-@pytest.mark.parametrize(("period", "start", "end", "expected"), [
-    (SummaryPeriod.ALL, None, None, (None, None)),
-    (SummaryPeriod.DAY, None, None, (TODAY, TODAY)),
-    (SummaryPeriod.DAY, date(2026, 1, 3), None, (date(2026, 1, 3), date(2026, 1, 3))),
-    (SummaryPeriod.MONTH, None, None, (date(2026, 2, 1), date(2026, 2, 28))),
-    (SummaryPeriod.MONTH, date(2024, 2, 10), None, (date(2024, 2, 1), date(2024, 2, 29))),
-    (SummaryPeriod.CUSTOM, date(2026, 1, 1), date(2026, 1, 9), (date(2026, 1, 1), date(2026, 1, 9))),
-    (SummaryPeriod.CUSTOM, None, date(2026, 1, 9), (None, date(2026, 1, 9))),
-])
-def test_periods(period: SummaryPeriod, start: date | None, end: date | None,
-                 expected: tuple[date | None, date | None]) -> None:
+@pytest.mark.parametrize(
+    ("period", "start", "end", "expected"),
+    [
+        (SummaryPeriod.ALL, None, None, (None, None)),
+        (SummaryPeriod.DAY, None, None, (TODAY, TODAY)),
+        (SummaryPeriod.DAY, date(2026, 1, 3), None, (date(2026, 1, 3), date(2026, 1, 3))),
+        (SummaryPeriod.MONTH, None, None, (date(2026, 2, 1), date(2026, 2, 28))),
+        (SummaryPeriod.MONTH, date(2024, 2, 10), None, (date(2024, 2, 1), date(2024, 2, 29))),
+        (SummaryPeriod.CUSTOM, date(2026, 1, 1), date(2026, 1, 9), (date(2026, 1, 1), date(2026, 1, 9))),
+        (SummaryPeriod.CUSTOM, None, date(2026, 1, 9), (None, date(2026, 1, 9))),
+    ],
+)
+def test_periods(
+    period: SummaryPeriod, start: date | None, end: date | None, expected: tuple[date | None, date | None]
+) -> None:
     assert period_range(period, start, end, TODAY) == expected
 
 
@@ -125,14 +136,18 @@ def test_tier_caps_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert Settings().database_url == "postgresql://own/ledger"  # the service's own wins
 
 
-@pytest.mark.parametrize(("daily", "monthly", "allowed", "reason"), [
-    ("0.99", "9.99", True, None),
-    ("1", "5", False, "daily_cap_reached"),
-    ("0.5", "10", False, "monthly_cap_reached"),
-    ("2", "12", False, "daily_cap_reached, monthly_cap_reached"),
-])
-def test_budget_is_refused_once_a_cap_is_reached(daily: str, monthly: str, allowed: bool,
-                                                 reason: str | None) -> None:
+@pytest.mark.parametrize(
+    ("daily", "monthly", "allowed", "reason"),
+    [
+        ("0.99", "9.99", True, None),
+        ("1", "5", False, "daily_cap_reached"),
+        ("0.5", "10", False, "monthly_cap_reached"),
+        ("2", "12", False, "daily_cap_reached, monthly_cap_reached"),
+    ],
+)
+def test_budget_is_refused_once_a_cap_is_reached(
+    daily: str, monthly: str, allowed: bool, reason: str | None
+) -> None:
     reply = budget_decision(Decimal(daily), Decimal(monthly), Caps(Decimal(1), Decimal(10)))
     assert (reply.allowed, reply.reason) == (allowed, reason)
     assert (reply.daily_spent_usd, reply.monthly_spent_usd) == (Decimal(daily), Decimal(monthly))
