@@ -123,15 +123,17 @@ async def test_undecodable_event_goes_to_dlq_and_the_rest_are_ingested(
 async def test_an_event_the_database_refuses_is_dead_lettered_alone(
     ledger: Any, make_usage: MakeUsage
 ) -> None:
-    # valid by the contract, but beyond numeric(18, 8): the batch falls back to one by one
+    # valid by the contract, but refused by Postgres: beyond numeric(18, 8), and a NUL byte
+    # in a text column. The batch falls back to one event at a time.
     too_big = make_usage("user-a", cost="12345678901.5")
+    nul = make_usage("user-a", cost="1", error="broken\x00reply")
     others = [make_usage("user-a", cost="1") for _ in range(4)]
-    await ledger.publish(others[0], others[1], too_big, others[2], others[3])
+    await ledger.publish(others[0], others[1], too_big, others[2], nul, others[3])
     await ledger.wait_until(lambda: ledger.caught_up())
     assert await ledger.count_events() == 4
-    dead = await dlq_entries(ledger, 1)
-    assert dead[0][1][consume.DLQ_ERROR_KIND] == "permanent"
-    assert UsageEvent.from_bytes(dead[0][2]).id == too_big.id
+    dead = await dlq_entries(ledger, 2)
+    assert {h[consume.DLQ_ERROR_KIND] for _, h, _ in dead} == {"permanent"}
+    assert {UsageEvent.from_bytes(data).id for _, _, data in dead} == {too_big.id, nul.id}
     total = await ledger.fetch("SELECT sum(cost_usd) FROM ledger.user_daily_totals")
     assert total[0][0] == Decimal(4)
 
