@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from typing import Any
 
@@ -26,15 +27,33 @@ def make_checkpoint_pool(conninfo: str, schema: str, size: int) -> AsyncConnecti
     )
 
 
-async def setup_checkpoints(conninfo: str, schema: str) -> None:
+def setup_lock_key(schema: str) -> int:
+    return zlib.crc32(f"tripmesh-checkpoints:{schema}".encode())
+
+
+async def setup_checkpoints(conninfo: str, schema: str, poll_seconds: float = 0.1) -> None:
     """Create the schema and run the saver's own migrations. `setup()` is not safe to run
-    from two replicas at once (it inserts migration rows), hence the advisory lock."""
-    lock_key = zlib.crc32(f"tripmesh-checkpoints:{schema}".encode())
+    from two replicas at once (it inserts migration rows), hence the advisory lock.
+
+    The lock is *polled* (`pg_try_advisory_lock`), never waited for: the saver's migrations
+    include `CREATE INDEX CONCURRENTLY`, which waits for every open transaction to end - and
+    a replica blocked in `pg_advisory_lock` is an open transaction waiting for the lock
+    holder. Two replicas starting together deadlocked that way (Postgres aborted one)."""
+    lock_key = setup_lock_key(schema)
     conn = await psycopg.AsyncConnection.connect(conninfo, **connection_kwargs(schema))
     async with conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (lock_key,))
+        await poll_lock(conn, lock_key, poll_seconds)
         try:
             await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             await AsyncPostgresSaver(conn).setup()
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key,))
+
+
+async def poll_lock(conn: psycopg.AsyncConnection[Any], key: int, poll_seconds: float) -> None:
+    """Take the session-level advisory lock, each try a statement that ends at once."""
+    while True:
+        row = await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (key,))).fetchone()
+        if row and row["locked"]:
+            return
+        await asyncio.sleep(poll_seconds)
