@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from tripmesh_contracts.streams import LEDGER_USAGE
 from tripmesh_kit.bus import Bus, make_broker, provision
+from tripmesh_kit.logging import get_logger
 from tripmesh_kit.ops import nats_check, ops_router
 from tripmesh_kit.pg import apply_migrations, load_migrations, make_pool, pg_check
 
@@ -18,6 +20,8 @@ from tripmesh_cost_ledger.queries import LedgerQueries
 from tripmesh_cost_ledger.settings import Settings
 from tripmesh_cost_ledger.store import SCHEMA, LedgerStore
 
+log = get_logger(__name__)
+
 
 async def migrate(database_url: str) -> int:
     return await apply_migrations(database_url, SCHEMA, load_migrations("tripmesh_cost_ledger"))
@@ -25,8 +29,13 @@ async def migrate(database_url: str) -> int:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    # FastStream's own logger writes INFO lines in its own (non-JSON) format for every
+    # request; a stdlib logger without handlers leaves it to configure_logging's WARNING level.
     broker = make_broker(
-        settings.nats_url, settings.service_name, graceful_timeout=settings.drain_timeout_seconds
+        settings.nats_url,
+        settings.service_name,
+        graceful_timeout=settings.drain_timeout_seconds,
+        logger=logging.getLogger("tripmesh.faststream"),
     )
     bus = Bus(broker)
     pool = make_pool(settings.database_url, name="cost-ledger", max_size=settings.db_pool_size)
@@ -48,6 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await provision(bus.js)
             await broker.start()
             await puller.start(bus.js)
+            log.info(
+                "cost_ledger_started",
+                batch_size=settings.batch_size,
+                batch_window_seconds=settings.batch_window_seconds,
+            )
             try:
                 yield
             finally:
