@@ -124,7 +124,13 @@ async def test_poison_and_undecodable_go_to_dlq_with_error(harness: tuple[Bus, R
     poison = PlanCancel(user_id="u1", plan_id="p2", reason="poison")
     good = PlanCancel(user_id="u1", plan_id="p3")
     await bus.publish(poison, subjects.PLAN_CMD_CANCEL, headers={"X-Origin": "test"})
-    await bus.publish_raw(b"{not json", subjects.PLAN_CMD_CANCEL, msg_id="junk-1")
+    # labelled as JSON, so FastStream's default decoder would choke on it before our handler
+    await bus.publish_raw(
+        b"{not json",
+        subjects.PLAN_CMD_CANCEL,
+        msg_id="junk-1",
+        headers={"content-type": "application/json"},
+    )
     await bus.publish(good, subjects.PLAN_CMD_CANCEL)
     await wait_for(lambda: good.id in rec.done)
     entries: list[tuple[str, dict[str, str], bytes]] = []

@@ -6,6 +6,7 @@ import builtins
 from typing import Any
 
 from faststream import AckPolicy
+from faststream.message import StreamMessage
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.subscriber.usecases import stream_pull_subscriber as _pull_usecases
 from tripmesh_contracts.streams import ConsumerSpec
@@ -20,6 +21,14 @@ from tripmesh_kit.bus import consumer_config
 # in their module globals, so rebinding it to the builtin base class catches both errors.
 # Regression test: libs/kit/tests/test_batch_fetch.py.
 _pull_usecases.TimeoutError = builtins.TimeoutError  # type: ignore[attr-defined,assignment]
+
+
+async def keep_raw_body(msg: StreamMessage[Any]) -> Any:
+    """FastStream's default decoder JSON-parses a body labelled `content-type:
+    application/json` *before* the handler runs; an invalid body then fails every delivery
+    and vanishes at max_deliver without reaching the DLQ. Handlers decode (and dead-letter)
+    themselves through `handle_message`, so the body stays raw bytes."""
+    return msg.body
 
 
 def durable_subscriber(
@@ -37,6 +46,7 @@ def durable_subscriber(
     `AckPolicy.MANUAL`: handlers ack/nak/dead-letter through `handle_message`, never
     FastStream's default terminate-on-exception.
     """
+    kwargs.setdefault("decoder", keep_raw_body)
     return broker.subscriber(
         spec.filter_subject,
         stream=JStream(spec.stream, declare=False),
