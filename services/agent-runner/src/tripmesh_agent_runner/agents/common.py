@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,12 +88,19 @@ def user_data(job: AgentJob) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def output_schema_json(schema: type[BaseModel]) -> str:
+    """The agent's output schema as compact JSON, built once per schema (schema generation is
+    costly and the schema never changes while the process runs)."""
+    return json.dumps(schema.model_json_schema(by_alias=True), separators=(",", ":"))
+
+
 def build_job_messages(
     job: AgentJob, spec_name: AgentName, instructions: str, schema: type[BaseModel], task: str
 ) -> list[dict[str, Any]]:
     """System prompt (with the `agent: <name>` marker the local model reads) + one user message
     whose data blocks hold the trip facts, earlier agents' results and the user's own text."""
-    output_schema = json.dumps(schema.model_json_schema(by_alias=True), separators=(",", ":"))
+    output_schema = output_schema_json(schema)
     system = (
         f"agent: {spec_name.value}\n\n{instructions.strip()}\n\n{RULES}\n\n"
         f"JSON schema of your answer:\n{output_schema}"
