@@ -28,6 +28,7 @@ from tripmesh_contracts.plans import Stage
 from tripmesh_kit.logging import get_logger
 
 from tripmesh_planner import domain, metrics
+from tripmesh_planner.announce import announce_round
 from tripmesh_planner.locks import PlanLocks
 from tripmesh_planner.runtime import Runtime
 from tripmesh_planner.store import PlanRow, RunRow
@@ -80,9 +81,14 @@ class Engine:
         config = thread_config(plan_id, run.run_id)
         snap = await self.graph.aget_state(config)
         if snap.interrupts:
-            resume = await self._resume_value(run, snap.interrupts[0].value)
+            waiting = snap.interrupts[0].value
+            resume = await self._resume_value(run, waiting)
             if resume is None:
                 return False
+            if "outcomes" in resume:
+                # what a replica stored but died before announcing goes out before the stage
+                # moves on, never after it (announce.py)
+                await announce_round(self.rt, run.run_id, Stage(waiting["stage"]), int(waiting["round"]))
             await self._invoke(Command(resume=resume), config, "resume")
             return True
         if snap.next:

@@ -191,6 +191,15 @@ class Executions(SchemaStore):
                 " ORDER BY created_at LIMIT %s"), (older_than, limit))
             return [AgentJob.model_validate(r[0]) for r in await cur.fetchall()]
 
+    async def mark_announced(self, job_id: str) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(self.q("UPDATE {s}.agent_executions SET announced_at = now()"
+                                      " WHERE job_id = %s AND announced_at IS NULL"), (job_id,))
+
+    async def round_rows(self, run_id: str, stage: Stage, round_: int) -> dict[str, dict[str, Any]]:
+        """The latest attempt of each agent of the stage round, by agent."""
+        return await self._latest(run_id, stage, round_)
+
     async def _latest(self, run_id: str, stage: Stage, round_: int) -> dict[str, dict[str, Any]]:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)

@@ -7,41 +7,16 @@ agent of the round has an outcome: one resume per stage round, whichever result 
 
 from __future__ import annotations
 
-from typing import Any
-
 from tripmesh_contracts.messages import AgentResult
-from tripmesh_contracts.plans import AgentName, EventKind, PlanStatus, Stage
+from tripmesh_contracts.plans import Stage
 from tripmesh_kit.logging import get_logger
 
-from tripmesh_planner import domain, metrics
+from tripmesh_planner import metrics
+from tripmesh_planner.announce import announce
 from tripmesh_planner.engine import Engine
-from tripmesh_planner.events import RunRef
-from tripmesh_planner.executions import FINAL, Applied
-from tripmesh_planner.runtime import Runtime
+from tripmesh_planner.executions import FINAL
 
 log = get_logger(__name__)
-
-
-async def announce(rt: Runtime, applied: Applied) -> None:
-    """Events for what happened to a job; re-announcing (a redelivery) reuses the ids."""
-    row = applied.row
-    if applied.next_job is not None:
-        await rt.publish_jobs([applied.next_job])
-    if row is None or row["status"] not in FINAL:
-        return
-    run = RunRef(row["plan_id"], row["user_id"], row["run_id"], row["version"],
-                 row["job"].get("correlation_id") or row["run_id"])
-    stage = Stage(row["stage"])
-    done, total = await rt.executions.round_progress(row["run_id"], stage, row["round"])
-    ok = row["status"] == "completed"
-    data: dict[str, Any] = {"job_id": row["job_id"], "attempt": row["attempt"], "round": row["round"]}
-    if not ok:
-        data["reason"] = row["error"]
-    await rt.emitter.emit(
-        run, EventKind.AGENT_COMPLETED if ok else EventKind.AGENT_FAILED,
-        status=PlanStatus.PROCESSING, key=(row["job_id"],), stage=stage,
-        agent=AgentName(row["agent"]), percentage=domain.progress(stage, done, total), data=data,
-    )
 
 
 class Results:

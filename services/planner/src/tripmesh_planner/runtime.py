@@ -55,6 +55,7 @@ class Runtime:
                 percentage=domain.progress(job.stage, done, total),
                 data={"job_id": job.id, "reused_from_version": state.get("parent_version")},
             )
+            await self.executions.mark_announced(job.id)
         return remaining
 
     async def publish_recorded(self, job: AgentJob) -> None:

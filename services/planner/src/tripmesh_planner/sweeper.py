@@ -13,8 +13,8 @@ import contextlib
 from tripmesh_kit.logging import get_logger
 
 from tripmesh_planner import metrics
+from tripmesh_planner.announce import announce
 from tripmesh_planner.engine import Engine
-from tripmesh_planner.results import announce
 
 log = get_logger(__name__)
 
