@@ -59,8 +59,9 @@ class Runtime:
         return remaining
 
     async def publish_recorded(self, job: AgentJob) -> None:
-        await self.bus.publish(job, subjects.agent_job(job.agent))
-        await self.executions.mark_published(job.id)
+        # agent_started goes out before the job: announced after it, a fast agent's
+        # agent_completed could come first (seen in the e2e tests). A crash between the two
+        # leaves the job unpublished; the sweeper publishes it and re-emits (same event id).
         done, total = await self.executions.round_progress(job.run_id, job.stage, job.round)
         await self.emitter.emit(
             RunRef.of_job(job), EventKind.AGENT_STARTED, status=PlanStatus.PROCESSING,
@@ -68,3 +69,5 @@ class Runtime:
             percentage=domain.progress(job.stage, done, total),
             data={"job_id": job.id, "attempt": job.attempt, "round": job.round},
         )
+        await self.bus.publish(job, subjects.agent_job(job.agent))
+        await self.executions.mark_published(job.id)

@@ -62,3 +62,29 @@ async def test_an_outcome_stored_but_not_announced_is_announced_before_the_plan_
     assert kinds[-1] is EventKind.COMPLETED, kinds
     assert Counter(kinds)[EventKind.AGENT_COMPLETED] == len(AgentName)
 
+
+
+async def test_agent_started_is_announced_before_a_fast_agents_result(harness: Harness) -> None:
+    """A job's result can be stored and announced before the publishing step is over (the
+    agent is fast); `agent_started` must still come first in the plan's events."""
+    executions = harness.planner.executions
+    mark_published = executions.mark_published
+
+    async def after_the_result_was_announced(job_id: str) -> None:
+        async def announced() -> bool:
+            row = await executions.get(job_id)
+            return row is not None and row["announced_at"] is not None
+
+        await wait_for(announced, f"result of {job_id} announced")
+        await mark_published(job_id)
+
+    executions.mark_published = after_the_result_was_announced  # type: ignore[method-assign]
+    cmd = await harness.create()
+    await harness.wait_status(cmd, PlanStatus.COMPLETED)
+
+    events = await harness.events(cmd)
+    order = [(e.kind, e.data["job_id"]) for e in events
+             if e.kind in (EventKind.AGENT_STARTED, EventKind.AGENT_COMPLETED)]
+    for job_id in {job for _, job in order}:
+        assert [k for k, j in order if j == job_id] == [EventKind.AGENT_STARTED, EventKind.AGENT_COMPLETED]
+    assert len(order) == 2 * len(AgentName)
