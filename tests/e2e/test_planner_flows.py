@@ -97,6 +97,9 @@ async def test_a_plan_runs_every_stage_once_and_stores_version_1(new_user: UserF
     for kind in ("agent_started", "agent_completed"):
         agents = [e.data["agent"] for e in events if e.event == kind]
         assert sorted(agents) == sorted(AGENTS), (kind, agents)
+    for agent in AGENTS:  # each agent is announced started, then completed
+        mine = [e.event for e in events if e.data["agent"] == agent]
+        assert mine == ["agent_started", "agent_completed"], (agent, mine)
     assert "agent_failed" not in kinds(events) and "approval_required" not in kinds(events)
     percentages = [e.data["completion_percentage"] for e in events]
     assert percentages == sorted(percentages) and percentages[-1] == 100, percentages
