@@ -22,20 +22,31 @@ from tripmesh_planner.executions import FINAL, Applied
 from tripmesh_planner.runtime import Runtime
 
 
-async def emit_outcome(rt: Runtime, row: dict[str, Any], done: int, total: int, *,
-                       move_plan: bool = True) -> None:
+async def emit_outcome(
+    rt: Runtime, row: dict[str, Any], done: int, total: int, *, move_plan: bool = True
+) -> None:
     """The event of one final execution row (its id depends on the job only)."""
-    run = RunRef(row["plan_id"], row["user_id"], row["run_id"], row["version"],
-                 row["job"].get("correlation_id") or row["run_id"])
+    run = RunRef(
+        row["plan_id"],
+        row["user_id"],
+        row["run_id"],
+        row["version"],
+        row["job"].get("correlation_id") or row["run_id"],
+    )
     stage = Stage(row["stage"])
     ok = row["status"] == "completed"
     data: dict[str, Any] = {"job_id": row["job_id"], "attempt": row["attempt"], "round": row["round"]}
     if not ok:
         data["reason"] = row["error"]
     await rt.emitter.emit(
-        run, EventKind.AGENT_COMPLETED if ok else EventKind.AGENT_FAILED,
-        status=PlanStatus.PROCESSING, key=(row["job_id"],), stage=stage,
-        agent=AgentName(row["agent"]), percentage=domain.progress(stage, done, total), data=data,
+        run,
+        EventKind.AGENT_COMPLETED if ok else EventKind.AGENT_FAILED,
+        status=PlanStatus.PROCESSING,
+        key=(row["job_id"],),
+        stage=stage,
+        agent=AgentName(row["agent"]),
+        percentage=domain.progress(stage, done, total),
+        data=data,
         move_plan=move_plan,
     )
     await rt.executions.mark_announced(row["job_id"])

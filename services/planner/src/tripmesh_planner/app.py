@@ -49,14 +49,18 @@ class PlannerService:
         # graceful_timeout: on shutdown the broker stops fetching and waits this long for the
         # handlers in flight (SIGTERM drain). FastStream's INFO access lines go to a stdlib
         # logger that follows the process level, so the JSON log stays ours.
-        self.broker = make_broker(settings.nats_url, "planner",
-                                  graceful_timeout=settings.drain_timeout_seconds,
-                                  logger=logging.getLogger("faststream.planner"))
+        self.broker = make_broker(
+            settings.nats_url,
+            "planner",
+            graceful_timeout=settings.drain_timeout_seconds,
+            logger=logging.getLogger("faststream.planner"),
+        )
         self.bus = Bus(self.broker)
         self.pool = make_pool(dsn, name="planner", max_size=settings.db_pool_size)
         self.lock_pool = make_lock_pool(dsn, size=settings.lock_pool_size)
-        self.checkpoint_pool = make_checkpoint_pool(dsn, settings.checkpoint_schema,
-                                                    settings.checkpoint_pool_size)
+        self.checkpoint_pool = make_checkpoint_pool(
+            dsn, settings.checkpoint_schema, settings.checkpoint_pool_size
+        )
         self.store = Store(self.pool, settings.db_schema)
         self.executions = Executions(self.pool, settings.db_schema)
         self.reads = Reads(self.pool, settings.db_schema)
@@ -72,14 +76,14 @@ class PlannerService:
 
     async def start(self, *, consume: bool = True, sweep: bool = True) -> None:
         settings = self.settings
-        await apply_migrations(settings.database_url, settings.db_schema,
-                               load_migrations("tripmesh_planner"))
+        await apply_migrations(settings.database_url, settings.db_schema, load_migrations("tripmesh_planner"))
         await setup_checkpoints(settings.database_url, settings.checkpoint_schema)
         for pool in (self.pool, self.lock_pool, self.checkpoint_pool):
             await pool.open()
         saver = AsyncPostgresSaver(self.checkpoint_pool)  # type: ignore[arg-type]
-        engine = Engine(self.rt, build_graph(self.rt, saver),
-                        PlanLocks(self.lock_pool, settings.lock_timeout_seconds))
+        engine = Engine(
+            self.rt, build_graph(self.rt, saver), PlanLocks(self.lock_pool, settings.lock_timeout_seconds)
+        )
         self._running = Running(engine, Commands(engine), Results(engine), Sweeper(engine))
         await self.broker.connect()
         if settings.provision_streams:
@@ -113,8 +117,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="tripmesh planner", lifespan=lifespan)
     app.state.service = service
-    app.include_router(ops_router({
-        "nats": nats_check(lambda: service.broker._connection),
-        "postgres": lambda: pg_check(service.pool),
-    }))
+    app.include_router(
+        ops_router(
+            {
+                "nats": nats_check(lambda: service.broker._connection),
+                "postgres": lambda: pg_check(service.pool),
+            }
+        )
+    )
     return app

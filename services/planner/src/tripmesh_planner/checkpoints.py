@@ -15,14 +15,23 @@ from psycopg_pool import AsyncConnectionPool
 def connection_kwargs(schema: str) -> dict[str, Any]:
     # What AsyncPostgresSaver requires (autocommit, no server-side prepared statements, dict
     # rows); search_path puts its tables (checkpoints, checkpoint_writes, ...) in our schema.
-    return {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row,
-            "options": f"-c search_path={schema}"}
+    return {
+        "autocommit": True,
+        "prepare_threshold": 0,
+        "row_factory": dict_row,
+        "options": f"-c search_path={schema}",
+    }
 
 
 def make_checkpoint_pool(conninfo: str, schema: str, size: int) -> AsyncConnectionPool:
     return AsyncConnectionPool(
-        conninfo, name="planner-checkpoints", min_size=1, max_size=size, open=False,
-        check=AsyncConnectionPool.check_connection, reconnect_timeout=0,
+        conninfo,
+        name="planner-checkpoints",
+        min_size=1,
+        max_size=size,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+        reconnect_timeout=0,
         kwargs=connection_kwargs(schema),
     )
 

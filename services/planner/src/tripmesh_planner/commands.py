@@ -59,8 +59,11 @@ class Commands:
     async def handle(self, head: CommandHead) -> None:
         command = parse_command(head)
         handler: Any = {
-            PlanCreate: self.create, PlanRevise: self.revise, PlanDecide: self.decide,
-            PlanCancel: self.cancel, PlanDelete: self.delete,
+            PlanCreate: self.create,
+            PlanRevise: self.revise,
+            PlanDecide: self.decide,
+            PlanCancel: self.cancel,
+            PlanDelete: self.delete,
         }[type(command)]
         await handler(command)
 
@@ -75,8 +78,12 @@ class Commands:
         outcome = await self.rt.store.add_revision(cmd, domain.revision_run_id(cmd.plan_id, cmd.id))
         if outcome in (RevisionOutcome.NO_PLAN, RevisionOutcome.REJECTED):
             # The gateway answers 409/404 before publishing; this guards a race or a replay.
-            log.warning("revision_not_started", plan_id=cmd.plan_id, outcome=outcome.value,
-                        strategy=cmd.multitask_strategy.value)
+            log.warning(
+                "revision_not_started",
+                plan_id=cmd.plan_id,
+                outcome=outcome.value,
+                strategy=cmd.multitask_strategy.value,
+            )
             return
         await self.engine.advance(cmd.plan_id)
 
@@ -103,9 +110,14 @@ class Commands:
         if plan.current_run_id is not None:
             await self.plan_status.mark(cmd.plan_id, plan.current_run_id, "deleted")
         # Published on every delivery (same id): re-derivable if we died after the write.
-        changed = PlanChanged(id=domain.deleted_id(cmd.plan_id), user_id=cmd.user_id,
-                              plan_id=cmd.plan_id, correlation_id=cmd.correlation_id,
-                              version=max(plan.last_version, 1), deleted=True)
+        changed = PlanChanged(
+            id=domain.deleted_id(cmd.plan_id),
+            user_id=cmd.user_id,
+            plan_id=cmd.plan_id,
+            correlation_id=cmd.correlation_id,
+            version=max(plan.last_version, 1),
+            deleted=True,
+        )
         await self.rt.bus.publish(changed, subjects.plan_changed(cmd.plan_id))
         # The checkpoints of a deleted plan are of no further use.
         async with self.engine.locks.hold(cmd.plan_id):

@@ -96,8 +96,12 @@ STAGE_INPUTS: dict[Stage, tuple[AgentName, ...]] = {
     Stage.OPTIONS: (AgentName.LOCATION, AgentName.WEATHER),
     Stage.BUDGET: (AgentName.LOCATION, AgentName.TRANSPORT, AgentName.ACCOMMODATION, AgentName.ACTIVITY),
     Stage.PLANNING: (
-        AgentName.LOCATION, AgentName.WEATHER, AgentName.TRANSPORT, AgentName.ACCOMMODATION,
-        AgentName.ACTIVITY, AgentName.BUDGET,
+        AgentName.LOCATION,
+        AgentName.WEATHER,
+        AgentName.TRANSPORT,
+        AgentName.ACCOMMODATION,
+        AgentName.ACTIVITY,
+        AgentName.BUDGET,
     ),
 }
 
@@ -107,7 +111,10 @@ def is_ok(outcome: dict[str, Any] | None) -> bool:
 
 
 def agent_context(
-    stage: Stage, outcomes: dict[str, dict[str, Any]], *, feedback: str | None = None,
+    stage: Stage,
+    outcomes: dict[str, dict[str, Any]],
+    *,
+    feedback: str | None = None,
     accepted_overrun: bool = False,
 ) -> dict[str, Any]:
     """`AgentJob.context`: outputs of the earlier agents this stage builds on (degraded ones
@@ -127,8 +134,7 @@ def agent_context(
 # --- revisions: what may be reused ---------------------------------------------------------
 
 REUSE_FIELDS: dict[AgentName, tuple[str, ...]] = {
-    AgentName.LOCATION: ("destinations", "origin", "start_date", "end_date", "traveler_count",
-                         "preferences"),
+    AgentName.LOCATION: ("destinations", "origin", "start_date", "end_date", "traveler_count", "preferences"),
     AgentName.WEATHER: ("destinations", "start_date", "end_date"),
 }
 """The request fields the research agents depend on (they get no earlier outputs). Options,
@@ -136,25 +142,30 @@ budget and planning read the budget and each other, so they always run again."""
 
 
 def reusable_agents(
-    stage: Stage, request: dict[str, Any], previous_request: dict[str, Any] | None,
+    stage: Stage,
+    request: dict[str, Any],
+    previous_request: dict[str, Any] | None,
     feedback: str | None,
 ) -> list[AgentName]:
     """Agents of a revision whose inputs did not change: their previous output is reused.
     Feedback goes to every agent, so a revision with feedback reuses nothing."""
     if previous_request is None or feedback or stage is not Stage.RESEARCH:
         return []
-    return [agent for agent, fields in REUSE_FIELDS.items()
-            if all(request.get(f) == previous_request.get(f) for f in fields)]
+    return [
+        agent
+        for agent, fields in REUSE_FIELDS.items()
+        if all(request.get(f) == previous_request.get(f) for f in fields)
+    ]
 
 
 # --- budget loop ---------------------------------------------------------------------------
 
 
 class BudgetVerdict(StrEnum):
-    WITHIN = "within"      # go on to planning
-    RETRY = "retry"        # options again with tighter constraints
+    WITHIN = "within"  # go on to planning
+    RETRY = "retry"  # options again with tighter constraints
     APPROVAL = "approval"  # still over after the last round: ask the user
-    UNKNOWN = "unknown"    # budget agent degraded: plan on, the section says why
+    UNKNOWN = "unknown"  # budget agent degraded: plan on, the section says why
 
 
 def budget_verdict(outcome: dict[str, Any] | None, round_: int, max_rounds: int) -> BudgetVerdict:
@@ -204,7 +215,9 @@ SECTION_AGENTS: tuple[AgentName, ...] = STAGE_INPUTS[Stage.PLANNING]
 
 
 def final_status(
-    outcomes: dict[str, dict[str, Any]], ended: str | None = None, end_reason: str | None = None,
+    outcomes: dict[str, dict[str, Any]],
+    ended: str | None = None,
+    end_reason: str | None = None,
 ) -> tuple[PlanStatus, str | None]:
     """completed / partial (some section degraded) / failed (planning failed) / cancelled."""
     if ended == PlanStatus.CANCELLED:
@@ -235,8 +248,11 @@ def build_sections(outcomes: dict[str, dict[str, Any]]) -> dict[str, dict[str, A
 
 
 def build_plan_data(
-    request: PlanRequest, outcomes: dict[str, dict[str, Any]], status: PlanStatus,
-    *, accepted_overrun: bool = False,
+    request: PlanRequest,
+    outcomes: dict[str, dict[str, Any]],
+    status: PlanStatus,
+    *,
+    accepted_overrun: bool = False,
 ) -> dict[str, Any]:
     planning = outcomes.get(AgentName.PLANNING.value)
     written = (planning or {}).get("output") or {} if is_ok(planning) else {}
@@ -250,8 +266,12 @@ def build_plan_data(
     summary = written.get("summary")
     if not isinstance(summary, str) or not summary.strip():
         summary = default_summary(request, itinerary) if has_plan else ""
-    return {"itinerary": itinerary, "sections": build_sections(outcomes), "summary": summary,
-            "budget": budget}
+    return {
+        "itinerary": itinerary,
+        "sections": build_sections(outcomes),
+        "summary": summary,
+        "budget": budget,
+    }
 
 
 def default_summary(request: PlanRequest, itinerary: list[dict[str, Any]]) -> str:
@@ -261,8 +281,19 @@ def default_summary(request: PlanRequest, itinerary: list[dict[str, Any]]) -> st
 
 def agent_results(outcomes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per-agent bookkeeping stored with a version (no outputs: those are the sections)."""
-    keys = ("status", "reason", "error_kind", "job_id", "attempt", "model", "cost_usd",
-            "duration_ms", "prompt_tokens", "completion_tokens", "round")
+    keys = (
+        "status",
+        "reason",
+        "error_kind",
+        "job_id",
+        "attempt",
+        "model",
+        "cost_usd",
+        "duration_ms",
+        "prompt_tokens",
+        "completion_tokens",
+        "round",
+    )
     return {agent: {k: o.get(k) for k in keys if k in o} for agent, o in sorted(outcomes.items())}
 
 

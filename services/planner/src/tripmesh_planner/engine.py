@@ -42,14 +42,24 @@ MAX_STEPS = 16
 def initial_state(plan: PlanRow, run: RunRow, parent: RunRow | None) -> dict[str, Any]:
     assert run.version is not None
     return {
-        "plan_id": plan.plan_id, "user_id": plan.user_id, "run_id": run.run_id,
-        "version": run.version, "parent_version": run.parent_version,
+        "plan_id": plan.plan_id,
+        "user_id": plan.user_id,
+        "run_id": run.run_id,
+        "version": run.version,
+        "parent_version": run.parent_version,
         "parent_run_id": parent.run_id if parent else None,
         "parent_request": parent.request if parent else None,
-        "correlation_id": run.correlation_id or run.run_id, "request": run.request,
-        "feedback": run.feedback, "started_at": datetime.now(UTC).isoformat(), "round": 0,
-        "constraints": {}, "outcomes": {}, "accepted_overrun": False, "ended": None,
-        "end_reason": None, "timings": {},
+        "correlation_id": run.correlation_id or run.run_id,
+        "request": run.request,
+        "feedback": run.feedback,
+        "started_at": datetime.now(UTC).isoformat(),
+        "round": 0,
+        "constraints": {},
+        "outcomes": {},
+        "accepted_overrun": False,
+        "ended": None,
+        "end_reason": None,
+        "timings": {},
     }
 
 
@@ -111,7 +121,8 @@ class Engine:
         if waiting.get("kind") == "approval":
             return None if run.decision is None else {"approve": run.decision}
         outcomes = await self.rt.executions.round_outcomes(
-            run.run_id, Stage(waiting["stage"]), int(waiting["round"]))
+            run.run_id, Stage(waiting["stage"]), int(waiting["round"])
+        )
         return None if outcomes is None else {"outcomes": outcomes}
 
     async def _invoke(self, payload: Any, config: RunnableConfig, kind: str) -> None:

@@ -30,8 +30,9 @@ class RunRef:
 
     @classmethod
     def of_state(cls, state: Any) -> RunRef:
-        return cls(state["plan_id"], state["user_id"], state["run_id"], state["version"],
-                   state["correlation_id"])
+        return cls(
+            state["plan_id"], state["user_id"], state["run_id"], state["version"], state["correlation_id"]
+        )
 
     @classmethod
     def of_job(cls, job: AgentJob) -> RunRef:
@@ -44,9 +45,18 @@ class Emitter:
         self.store = store
 
     async def emit(
-        self, run: RunRef, kind: EventKind, *, status: PlanStatus, key: tuple[str, ...] = (),
-        stage: Stage | None = None, agent: AgentName | None = None, percentage: int = 0,
-        message: str | None = None, data: dict[str, Any] | None = None, move_plan: bool = True,
+        self,
+        run: RunRef,
+        kind: EventKind,
+        *,
+        status: PlanStatus,
+        key: tuple[str, ...] = (),
+        stage: Stage | None = None,
+        agent: AgentName | None = None,
+        percentage: int = 0,
+        message: str | None = None,
+        data: dict[str, Any] | None = None,
+        move_plan: bool = True,
     ) -> None:
         """Publish one event; `move_plan` also records status/stage/percentage on the plan
         row first (the API's view), for a plan that is still running."""
@@ -54,11 +64,21 @@ class Emitter:
             # a plan waiting for the user says why (the API shows it as status_reason)
             reason = message if status is PlanStatus.AWAITING_APPROVAL else None
             percentage = await self.store.set_progress(
-                run.plan_id, run.run_id, status, stage.value if stage else None, percentage, reason)
+                run.plan_id, run.run_id, status, stage.value if stage else None, percentage, reason
+            )
         event = PlanEvent(
             id=domain.event_id(run.run_id, kind.value, *key),
-            user_id=run.user_id, plan_id=run.plan_id, correlation_id=run.correlation_id,
-            kind=kind, status=status, version=run.version, run_id=run.run_id, stage=stage,
-            agent=agent, completion_percentage=percentage, message=message, data=data or {},
+            user_id=run.user_id,
+            plan_id=run.plan_id,
+            correlation_id=run.correlation_id,
+            kind=kind,
+            status=status,
+            version=run.version,
+            run_id=run.run_id,
+            stage=stage,
+            agent=agent,
+            completion_percentage=percentage,
+            message=message,
+            data=data or {},
         )
         await self.bus.publish(event, subjects.plan_event(run.user_id, run.plan_id, kind))

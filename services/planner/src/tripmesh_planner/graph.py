@@ -74,7 +74,8 @@ def now_iso() -> str:
 
 
 def build_graph(
-    rt: Runtime, checkpointer: BaseCheckpointSaver[Any],
+    rt: Runtime,
+    checkpointer: BaseCheckpointSaver[Any],
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     emit = rt.emitter.emit
 
@@ -89,10 +90,21 @@ def build_graph(
         run = RunRef.of_state(state)
         if stop := await cancelled(state):
             return stop
-        await emit(run, EventKind.ACCEPTED, status=PlanStatus.PROCESSING, percentage=0,
-                   data={"parent_version": state.get("parent_version")})
-        await emit(run, EventKind.STAGE_STARTED, status=PlanStatus.PROCESSING, key=("intake",),
-                   stage=Stage.INTAKE, percentage=domain.progress(Stage.INTAKE))
+        await emit(
+            run,
+            EventKind.ACCEPTED,
+            status=PlanStatus.PROCESSING,
+            percentage=0,
+            data={"parent_version": state.get("parent_version")},
+        )
+        await emit(
+            run,
+            EventKind.STAGE_STARTED,
+            status=PlanStatus.PROCESSING,
+            key=("intake",),
+            stage=Stage.INTAKE,
+            percentage=domain.progress(Stage.INTAKE),
+        )
         problems = domain.request_problems(PlanRequest.model_validate(state["request"]))
         if problems:
             return {"ended": PlanStatus.FAILED.value, "end_reason": "; ".join(problems)}
@@ -104,24 +116,41 @@ def build_graph(
                 return stop
             run, round_ = RunRef.of_state(state), state.get("round", 0)
             request = PlanRequest.model_validate(state["request"])
-            context = domain.agent_context(stage, state.get("outcomes", {}),
-                                           feedback=state.get("feedback"),
-                                           accepted_overrun=state.get("accepted_overrun", False))
+            context = domain.agent_context(
+                stage,
+                state.get("outcomes", {}),
+                feedback=state.get("feedback"),
+                accepted_overrun=state.get("accepted_overrun", False),
+            )
             now = datetime.now(UTC)
             jobs = [
                 AgentJob(
                     id=domain.job_id(run.plan_id, run.run_id, stage, round_, agent, 1),
-                    user_id=run.user_id, plan_id=run.plan_id, correlation_id=run.correlation_id,
-                    run_id=run.run_id, version=run.version, agent=agent, stage=stage, round=round_,
-                    attempt=1, request=request, context=context,
+                    user_id=run.user_id,
+                    plan_id=run.plan_id,
+                    correlation_id=run.correlation_id,
+                    run_id=run.run_id,
+                    version=run.version,
+                    agent=agent,
+                    stage=stage,
+                    round=round_,
+                    attempt=1,
+                    request=request,
+                    context=context,
                     constraints=state.get("constraints", {}),
                     deadline=now + timedelta(seconds=rt.settings.deadline_for(agent)),
                 )
                 for agent in STAGE_AGENTS[stage]
             ]
-            await emit(run, EventKind.STAGE_STARTED, status=PlanStatus.PROCESSING,
-                       key=(stage.value, str(round_)), stage=stage,
-                       percentage=domain.progress(stage), data={"round": round_})
+            await emit(
+                run,
+                EventKind.STAGE_STARTED,
+                status=PlanStatus.PROCESSING,
+                key=(stage.value, str(round_)),
+                stage=stage,
+                percentage=domain.progress(stage),
+                data={"round": round_},
+            )
             await rt.publish_jobs(await rt.reuse_previous(jobs, state))
             return {"timings": {f"{stage.value}:{round_}": {"started_at": now.isoformat()}}}
 
@@ -144,8 +173,7 @@ def build_graph(
                 update["budget_verdict"] = verdict.value
                 if verdict is BudgetVerdict.RETRY:
                     update["round"] = round_ + 1
-                    update["constraints"] = domain.tighter_constraints(
-                        round_ + 1, domain.overrun_of(budget))
+                    update["constraints"] = domain.tighter_constraints(round_ + 1, domain.overrun_of(budget))
             return update
 
         return node
@@ -155,13 +183,17 @@ def build_graph(
             return stop
         budget = state.get("outcomes", {}).get("budget")
         currency = state["request"].get("budget_currency", "USD")
-        await emit(RunRef.of_state(state), EventKind.APPROVAL_REQUIRED,
-                   status=PlanStatus.AWAITING_APPROVAL, key=(str(state.get("round", 0)),),
-                   stage=Stage.BUDGET, percentage=domain.progress(Stage.BUDGET),
-                   message=f"over budget by {domain.overrun_of(budget):.2f} {currency}"
-                           " after the cheaper options: approve the overrun or reject the plan",
-                   data={"overrun": domain.overrun_of(budget),
-                         "budget": (budget or {}).get("output") or {}})
+        await emit(
+            RunRef.of_state(state),
+            EventKind.APPROVAL_REQUIRED,
+            status=PlanStatus.AWAITING_APPROVAL,
+            key=(str(state.get("round", 0)),),
+            stage=Stage.BUDGET,
+            percentage=domain.progress(Stage.BUDGET),
+            message=f"over budget by {domain.overrun_of(budget):.2f} {currency}"
+            " after the cheaper options: approve the overrun or reject the plan",
+            data={"overrun": domain.overrun_of(budget), "budget": (budget or {}).get("output") or {}},
+        )
         return {}
 
     async def await_approval(state: RunState) -> dict[str, Any]:
@@ -169,10 +201,15 @@ def build_graph(
         if answer.get("cancelled") is not None:
             return {"ended": PlanStatus.CANCELLED.value, "end_reason": answer["cancelled"]}
         approve = bool(answer.get("approve"))
-        await emit(RunRef.of_state(state), EventKind.DECISION_RECORDED,
-                   status=PlanStatus.PROCESSING, key=(str(state.get("round", 0)),),
-                   stage=Stage.BUDGET, percentage=domain.progress(Stage.BUDGET),
-                   data={"approve": approve})
+        await emit(
+            RunRef.of_state(state),
+            EventKind.DECISION_RECORDED,
+            status=PlanStatus.PROCESSING,
+            key=(str(state.get("round", 0)),),
+            stage=Stage.BUDGET,
+            percentage=domain.progress(Stage.BUDGET),
+            data={"approve": approve},
+        )
         if not approve:
             return {"ended": PlanStatus.CANCELLED.value, "end_reason": "budget overrun rejected"}
         return {"accepted_overrun": True}
@@ -182,30 +219,56 @@ def build_graph(
         request = PlanRequest.model_validate(state["request"])
         outcomes = state.get("outcomes", {})
         status, reason = domain.final_status(outcomes, state.get("ended"), state.get("end_reason"))
-        plan_data = domain.build_plan_data(request, outcomes, status,
-                                           accepted_overrun=state.get("accepted_overrun", False))
+        plan_data = domain.build_plan_data(
+            request, outcomes, status, accepted_overrun=state.get("accepted_overrun", False)
+        )
         stored = await rt.store.finalize_run(
-            plan_id=run.plan_id, run_id=run.run_id, user_id=run.user_id, version=run.version,
-            parent_version=state.get("parent_version"), status=status, reason=reason,
-            request=state["request"], plan_data=plan_data,
-            agent_results=domain.agent_results(outcomes), feedback=state.get("feedback"),
-            timings=merge_nested(state.get("timings"), {"run": {"started_at": state["started_at"],
-                                                                "finished_at": now_iso()}}),
+            plan_id=run.plan_id,
+            run_id=run.run_id,
+            user_id=run.user_id,
+            version=run.version,
+            parent_version=state.get("parent_version"),
+            status=status,
+            reason=reason,
+            request=state["request"],
+            plan_data=plan_data,
+            agent_results=domain.agent_results(outcomes),
+            feedback=state.get("feedback"),
+            timings=merge_nested(
+                state.get("timings"), {"run": {"started_at": state["started_at"], "finished_at": now_iso()}}
+            ),
             started_at=datetime.fromisoformat(state["started_at"]),
         )
         status = PlanStatus(stored["status"])
         done = int(stored["completion_percentage"])
-        await emit(run, EventKind.VERSION_CREATED, status=status, stage=Stage.FINALIZE,
-                   percentage=done, data={"version": run.version}, move_plan=False)
+        await emit(
+            run,
+            EventKind.VERSION_CREATED,
+            status=status,
+            stage=Stage.FINALIZE,
+            percentage=done,
+            data={"version": run.version},
+            move_plan=False,
+        )
         changed = PlanChanged(
-            id=domain.changed_id(run.plan_id, run.version), user_id=run.user_id,
-            plan_id=run.plan_id, correlation_id=run.correlation_id, version=run.version,
+            id=domain.changed_id(run.plan_id, run.version),
+            user_id=run.user_id,
+            plan_id=run.plan_id,
+            correlation_id=run.correlation_id,
+            version=run.version,
             snapshot=domain.snapshot(request, status, stored["plan_data"]),
         )
         await rt.bus.publish(changed, subjects.plan_changed(run.plan_id))
-        await emit(run, EventKind(status.value), status=status, stage=Stage.FINALIZE,
-                   percentage=done, message=stored["status_reason"], move_plan=False,
-                   data={"version": run.version})
+        await emit(
+            run,
+            EventKind(status.value),
+            status=status,
+            stage=Stage.FINALIZE,
+            percentage=done,
+            message=stored["status_reason"],
+            move_plan=False,
+            data={"version": run.version},
+        )
         await rt.store.mark_announced(run.run_id)
         metrics.RUNS_FINISHED.labels(status=status.value).inc()
         return {}
@@ -239,8 +302,11 @@ def build_graph(
         edge(f"dispatch_{stage.value}", f"collect_{stage.value}")
     edge("collect_research", "dispatch_options")
     edge("collect_options", "dispatch_budget")
-    graph.add_conditional_edges("collect_budget", after_budget,
-                                ["dispatch_options", "request_approval", "dispatch_planning", "finalize"])
+    graph.add_conditional_edges(
+        "collect_budget",
+        after_budget,
+        ["dispatch_options", "request_approval", "dispatch_planning", "finalize"],
+    )
     edge("request_approval", "await_approval")
     edge("await_approval", "dispatch_planning")
     edge("collect_planning", "finalize")

@@ -41,31 +41,48 @@ def register_handlers(svc: PlannerService) -> None:
     broker, settings = svc.broker, svc.settings
 
     commands_subscriber: Decorator = durable_subscriber(
-        broker, streams.PLANNER_COMMANDS, max_workers=settings.command_workers)
+        broker, streams.PLANNER_COMMANDS, max_workers=settings.command_workers
+    )
     results_subscriber: Decorator = durable_subscriber(
-        broker, streams.PLANNER_RESULTS, max_workers=settings.result_workers)
+        broker, streams.PLANNER_RESULTS, max_workers=settings.result_workers
+    )
 
     @commands_subscriber
     async def on_command(msg: NatsMessage) -> None:
-        await handle_message(msg.raw_message, CommandHead, lambda c: svc.running.commands.handle(c),
-                             spec=streams.PLANNER_COMMANDS, bus=svc.bus,
-                             is_store_outage=is_store_outage)
+        await handle_message(
+            msg.raw_message,
+            CommandHead,
+            lambda c: svc.running.commands.handle(c),
+            spec=streams.PLANNER_COMMANDS,
+            bus=svc.bus,
+            is_store_outage=is_store_outage,
+        )
 
     @results_subscriber
     async def on_result(msg: NatsMessage) -> None:
-        await handle_message(msg.raw_message, AgentResult, lambda r: svc.running.results.handle(r),
-                             spec=streams.PLANNER_RESULTS, bus=svc.bus,
-                             is_store_outage=is_store_outage)
+        await handle_message(
+            msg.raw_message,
+            AgentResult,
+            lambda r: svc.running.results.handle(r),
+            spec=streams.PLANNER_RESULTS,
+            bus=svc.bus,
+            is_store_outage=is_store_outage,
+        )
 
-    def rpc(subject: str, request: type[BaseModel], reply: type[RpcReply],
-            answer: Callable[[Any], Awaitable[RpcReply]]) -> None:
+    def rpc(
+        subject: str,
+        request: type[BaseModel],
+        reply: type[RpcReply],
+        answer: Callable[[Any], Awaitable[RpcReply]],
+    ) -> None:
         @broker.subscriber(subject, queue="planner", max_workers=settings.rpc_workers)
         async def on_request(msg: NatsMessage) -> bytes:
             try:
                 parsed = request.model_validate_json(msg.body)
             except ValidationError as exc:
-                return reply(error=RpcError(status=422, title="Invalid request",
-                                            detail=str(exc)[:500])).to_bytes()
+                return reply(
+                    error=RpcError(status=422, title="Invalid request", detail=str(exc)[:500])
+                ).to_bytes()
             try:
                 return (await answer(parsed)).to_bytes()
             except Exception as exc:  # the caller gets an answer, not a timeout
@@ -74,7 +91,7 @@ def register_handlers(svc: PlannerService) -> None:
 
     rpc(subjects.SVC_PLANNER_GET, PlanGetRequest, PlanGetReply, lambda r: svc.reads.get(r))
     rpc(subjects.SVC_PLANNER_LIST, PlanListRequest, PlanListReply, lambda r: svc.reads.list(r))
-    rpc(subjects.SVC_PLANNER_VERSIONS, PlanVersionsRequest, PlanVersionsReply,
-        lambda r: svc.reads.versions(r))
-    rpc(subjects.SVC_PLANNER_VERSION, PlanVersionRequest, PlanVersionReply,
-        lambda r: svc.reads.version(r))
+    rpc(
+        subjects.SVC_PLANNER_VERSIONS, PlanVersionsRequest, PlanVersionsReply, lambda r: svc.reads.versions(r)
+    )
+    rpc(subjects.SVC_PLANNER_VERSION, PlanVersionRequest, PlanVersionReply, lambda r: svc.reads.version(r))

@@ -52,8 +52,7 @@ class PlanLocks:
             started = time.perf_counter()
             try:
                 await conn.execute(f"SET lock_timeout = {self.timeout_ms}")
-                await conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))",
-                                   (PLANNER_LOCK_SPACE, plan_id))
+                await conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (PLANNER_LOCK_SPACE, plan_id))
             except psycopg.errors.LockNotAvailable as exc:
                 raise TransientError(f"plan {plan_id} is busy in another replica") from exc
             metrics.LOCK_WAIT_SECONDS.observe(time.perf_counter() - started)
@@ -61,8 +60,9 @@ class PlanLocks:
                 yield
             finally:
                 try:
-                    await conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))",
-                                       (PLANNER_LOCK_SPACE, plan_id))
+                    await conn.execute(
+                        "SELECT pg_advisory_unlock(%s, hashtext(%s))", (PLANNER_LOCK_SPACE, plan_id)
+                    )
                 except BaseException:
                     # Never hand a session that may still hold the lock back to the pool:
                     # closing it is what releases the lock server-side.
@@ -72,7 +72,12 @@ class PlanLocks:
 
 def make_lock_pool(conninfo: str, size: int) -> AsyncConnectionPool:
     return AsyncConnectionPool(
-        conninfo, name="planner-locks", min_size=1, max_size=size, open=False,
-        check=AsyncConnectionPool.check_connection, reconnect_timeout=0,
+        conninfo,
+        name="planner-locks",
+        min_size=1,
+        max_size=size,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+        reconnect_timeout=0,
         kwargs={"autocommit": True},
     )

@@ -18,8 +18,9 @@ class SchemaStore:
         """`{s}` in SQL is the (quoted) schema: one schema per service, name from settings."""
         return sql.replace("{s}", f'"{self.schema}"')
 
-    async def _one(self, conn: AsyncConnection[Any], sql: str,
-                   params: tuple[Any, ...]) -> dict[str, Any] | None:
+    async def _one(
+        self, conn: AsyncConnection[Any], sql: str, params: tuple[Any, ...]
+    ) -> dict[str, Any] | None:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(self.q(sql), params)
         return await cur.fetchone()

@@ -26,8 +26,7 @@ class Results:
 
     async def handle(self, result: AgentResult) -> None:
         rt = self.rt
-        applied = await rt.executions.apply_result(
-            result, rt.settings.attempts_for, rt.settings.deadline_for)
+        applied = await rt.executions.apply_result(result, rt.settings.attempts_for, rt.settings.deadline_for)
         metrics.AGENT_OUTCOMES.labels(agent=result.agent.value, outcome=applied.kind).inc()
         if applied.row is None:
             log.info("result_for_unknown_job_ignored", job_id=result.job_id)

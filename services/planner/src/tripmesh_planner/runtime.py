@@ -38,8 +38,9 @@ class Runtime:
         if not jobs or not parent_run:
             return jobs
         stage = jobs[0].stage
-        agents = domain.reusable_agents(stage, state["request"], state.get("parent_request"),
-                                        state.get("feedback"))
+        agents = domain.reusable_agents(
+            stage, state["request"], state.get("parent_request"), state.get("feedback")
+        )
         previous = await self.executions.completed_rows(parent_run, stage) if agents else {}
         remaining = []
         for job in jobs:
@@ -50,8 +51,12 @@ class Runtime:
             await self.executions.record_reused(job, row)
             done, total = await self.executions.round_progress(job.run_id, job.stage, job.round)
             await self.emitter.emit(
-                RunRef.of_job(job), EventKind.AGENT_COMPLETED, status=PlanStatus.PROCESSING,
-                key=(job.id,), stage=job.stage, agent=job.agent,
+                RunRef.of_job(job),
+                EventKind.AGENT_COMPLETED,
+                status=PlanStatus.PROCESSING,
+                key=(job.id,),
+                stage=job.stage,
+                agent=job.agent,
                 percentage=domain.progress(job.stage, done, total),
                 data={"job_id": job.id, "reused_from_version": state.get("parent_version")},
             )
@@ -64,8 +69,12 @@ class Runtime:
         # leaves the job unpublished; the sweeper publishes it and re-emits (same event id).
         done, total = await self.executions.round_progress(job.run_id, job.stage, job.round)
         await self.emitter.emit(
-            RunRef.of_job(job), EventKind.AGENT_STARTED, status=PlanStatus.PROCESSING,
-            key=(job.id,), stage=job.stage, agent=job.agent,
+            RunRef.of_job(job),
+            EventKind.AGENT_STARTED,
+            status=PlanStatus.PROCESSING,
+            key=(job.id,),
+            stage=job.stage,
+            agent=job.agent,
             percentage=domain.progress(job.stage, done, total),
             data={"job_id": job.id, "attempt": job.attempt, "round": job.round},
         )

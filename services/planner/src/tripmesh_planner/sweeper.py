@@ -32,8 +32,13 @@ class Sweeper:
         touched: set[str] = set()
         for applied in await rt.executions.expire_overdue(settings.attempts_for, settings.deadline_for):
             assert applied.row is not None
-            log.warning("agent_job_overdue", job_id=applied.row["job_id"], agent=applied.row["agent"],
-                        attempt=applied.row["attempt"], outcome=applied.kind)
+            log.warning(
+                "agent_job_overdue",
+                job_id=applied.row["job_id"],
+                agent=applied.row["agent"],
+                attempt=applied.row["attempt"],
+                outcome=applied.kind,
+            )
             metrics.JOBS_EXPIRED.labels(agent=applied.row["agent"], outcome=applied.kind).inc()
             await announce(rt, applied)
             touched.add(applied.row["plan_id"])
@@ -47,8 +52,9 @@ class Sweeper:
                 await self.engine.advance(plan_id)
                 acted += 1
             except Exception as exc:  # one plan's trouble must not stop the sweep
-                log.warning("sweep_advance_failed", plan_id=plan_id,
-                            error=f"{type(exc).__name__}: {exc}"[:300])
+                log.warning(
+                    "sweep_advance_failed", plan_id=plan_id, error=f"{type(exc).__name__}: {exc}"[:300]
+                )
         return acted
 
     async def run_forever(self) -> None:

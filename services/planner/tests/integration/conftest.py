@@ -27,17 +27,36 @@ from tripmesh_planner.settings import Settings
 
 Responder = Callable[[AgentJob], Awaitable[list[AgentResult]]]
 
-LISBON = Place(geoname_id=2267057, name="Lisbon", country_code="PT", country="Portugal",
-               latitude=38.72, longitude=-9.13, timezone="Europe/Lisbon", iata="LIS")
-PORTO = Place(geoname_id=2735943, name="Porto", country_code="PT", country="Portugal",
-              latitude=41.15, longitude=-8.61, timezone="Europe/Lisbon", iata="OPO")
+LISBON = Place(
+    geoname_id=2267057,
+    name="Lisbon",
+    country_code="PT",
+    country="Portugal",
+    latitude=38.72,
+    longitude=-9.13,
+    timezone="Europe/Lisbon",
+    iata="LIS",
+)
+PORTO = Place(
+    geoname_id=2735943,
+    name="Porto",
+    country_code="PT",
+    country="Portugal",
+    latitude=41.15,
+    longitude=-8.61,
+    timezone="Europe/Lisbon",
+    iata="OPO",
+)
 
 
 def plan_request(**overrides: Any) -> PlanRequest:
     fields: dict[str, Any] = {
-        "title": "Portugal in spring", "destinations": [LISBON, PORTO],
-        "start_date": date(2026, 5, 1), "end_date": date(2026, 5, 4),
-        "budget_total": Decimal("2000"), "traveler_count": 2,
+        "title": "Portugal in spring",
+        "destinations": [LISBON, PORTO],
+        "start_date": date(2026, 5, 1),
+        "end_date": date(2026, 5, 4),
+        "budget_total": Decimal("2000"),
+        "traveler_count": 2,
     }
     fields.update(overrides)
     return PlanRequest(**fields)
@@ -48,21 +67,47 @@ def fake_output(job: AgentJob) -> dict[str, Any]:
     if job.agent is AgentName.BUDGET:
         return {"within_budget": True, "overrun": 0, "total_estimated": 1500}
     if job.agent is AgentName.PLANNING:
-        days = [{"date": f"2026-05-0{i}", "day_number": i, "destination": "Lisbon" if i < 3 else "Porto",
-                 "title": f"Day {i}", "morning": "walk", "afternoon": "museum", "evening": "dinner"}
-                for i in range(1, 4)]  # day 4 left out on purpose: the planner fills it
+        days = [
+            {
+                "date": f"2026-05-0{i}",
+                "day_number": i,
+                "destination": "Lisbon" if i < 3 else "Porto",
+                "title": f"Day {i}",
+                "morning": "walk",
+                "afternoon": "museum",
+                "evening": "dinner",
+            }
+            for i in range(1, 4)
+        ]  # day 4 left out on purpose: the planner fills it
         return {"itinerary": days, "summary": "Lisbon then Porto"}
     return {"agent": job.agent.value, "round": job.round, "constraints": job.constraints}
 
 
-def result_for(job: AgentJob, *, ok: bool = True, output: dict[str, Any] | None = None,
-               error: str | None = None, error_kind: str | None = None) -> AgentResult:
+def result_for(
+    job: AgentJob,
+    *,
+    ok: bool = True,
+    output: dict[str, Any] | None = None,
+    error: str | None = None,
+    error_kind: str | None = None,
+) -> AgentResult:
     return AgentResult(
-        user_id=job.user_id, plan_id=job.plan_id, correlation_id=job.correlation_id,
-        job_id=job.id, run_id=job.run_id, version=job.version, agent=job.agent, stage=job.stage,
-        round=job.round, attempt=job.attempt, ok=ok,
+        user_id=job.user_id,
+        plan_id=job.plan_id,
+        correlation_id=job.correlation_id,
+        job_id=job.id,
+        run_id=job.run_id,
+        version=job.version,
+        agent=job.agent,
+        stage=job.stage,
+        round=job.round,
+        attempt=job.attempt,
+        ok=ok,
         output=(output if output is not None else fake_output(job)) if ok else None,
-        error=error, error_kind=error_kind, cost_usd=Decimal("0.001"), model="fake/test",
+        error=error,
+        error_kind=error_kind,
+        cost_usd=Decimal("0.001"),
+        model="fake/test",
     )
 
 
@@ -102,8 +147,9 @@ class FakeAgents:
                 await msg.ack()
 
     async def publish(self, result: AgentResult) -> None:
-        await self.js.publish(subjects.agent_result(result.plan_id), result.to_bytes(),
-                              headers={"Nats-Msg-Id": result.id})
+        await self.js.publish(
+            subjects.agent_result(result.plan_id), result.to_bytes(), headers={"Nats-Msg-Id": result.id}
+        )
 
     def jobs_of(self, plan_id: str, agent: AgentName | None = None) -> list[AgentJob]:
         return [j for j in self.jobs if j.plan_id == plan_id and (agent is None or j.agent is agent)]
@@ -132,8 +178,9 @@ class Harness:
         self.services: list[PlannerService] = []
         self.agents = FakeAgents(self.js)
 
-    async def start_planner(self, *, consume: bool = True, sweep: bool = True,
-                            **overrides: Any) -> PlannerService:
+    async def start_planner(
+        self, *, consume: bool = True, sweep: bool = True, **overrides: Any
+    ) -> PlannerService:
         svc = PlannerService(self.settings.model_copy(update=overrides))
         await svc.start(consume=consume, sweep=sweep)
         self.services.append(svc)
@@ -183,8 +230,9 @@ class Harness:
 
     async def events(self, cmd: PlanCreate) -> list[PlanEvent]:
         """Every event of the plan as stored in PLAN_EVENTS (duplicates would show here)."""
-        sub = await self.js.pull_subscribe(subjects.plan_events_filter(cmd.user_id, cmd.plan_id),
-                                           stream="PLAN_EVENTS")
+        sub = await self.js.pull_subscribe(
+            subjects.plan_events_filter(cmd.user_id, cmd.plan_id), stream="PLAN_EVENTS"
+        )
         out: list[PlanEvent] = []
         try:
             while True:
@@ -216,9 +264,16 @@ class Harness:
 @pytest.fixture
 def planner_settings(nats_url: str, fresh_database_url: str) -> Settings:
     return Settings(
-        nats_url=nats_url, database_url=fresh_database_url, sweeper_interval_seconds=0.3,
-        stall_after_seconds=2.0, unpublished_after_seconds=1.0, drain_timeout_seconds=5.0,
-        command_workers=4, result_workers=8, db_pool_size=16, lock_timeout_seconds=30.0,
+        nats_url=nats_url,
+        database_url=fresh_database_url,
+        sweeper_interval_seconds=0.3,
+        stall_after_seconds=2.0,
+        unpublished_after_seconds=1.0,
+        drain_timeout_seconds=5.0,
+        command_workers=4,
+        result_workers=8,
+        db_pool_size=16,
+        lock_timeout_seconds=30.0,
     )
 
 

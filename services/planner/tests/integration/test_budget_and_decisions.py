@@ -47,10 +47,18 @@ async def test_over_budget_loops_back_to_options_with_tighter_constraints(harnes
     assert options[1].constraints["reduce_by"] == 420.0
     assert [j.round for j in harness.agents.jobs_of(cmd.plan_id, AgentName.BUDGET)] == [0, 1]
     assert view.plan_data["budget"]["within_budget"] is True
-    stages = [(e.stage, e.data.get("round")) for e in await harness.events(cmd)
-              if e.kind is EventKind.STAGE_STARTED]
-    assert stages == [(Stage.INTAKE, None), (Stage.RESEARCH, 0), (Stage.OPTIONS, 0), (Stage.BUDGET, 0),
-                      (Stage.OPTIONS, 1), (Stage.BUDGET, 1), (Stage.PLANNING, 1)]
+    stages = [
+        (e.stage, e.data.get("round")) for e in await harness.events(cmd) if e.kind is EventKind.STAGE_STARTED
+    ]
+    assert stages == [
+        (Stage.INTAKE, None),
+        (Stage.RESEARCH, 0),
+        (Stage.OPTIONS, 0),
+        (Stage.BUDGET, 0),
+        (Stage.OPTIONS, 1),
+        (Stage.BUDGET, 1),
+        (Stage.PLANNING, 1),
+    ]
 
 
 async def test_still_over_budget_waits_for_approval_then_approve_completes(harness: Harness) -> None:
@@ -67,10 +75,12 @@ async def test_still_over_budget_waits_for_approval_then_approve_completes(harne
     decide = PlanDecide(user_id=cmd.user_id, plan_id=cmd.plan_id, approve=True)
     await harness.send(decide, subjects.PLAN_CMD_DECIDE)
     await harness.send(decide, subjects.PLAN_CMD_DECIDE)  # deduplicated by the stream
-    await harness.send(decide.model_copy(update={"id": "another-delivery", "approve": False}),
-                       subjects.PLAN_CMD_DECIDE)  # a second answer does not overturn the first
-    view = await harness.wait_status(cmd, PlanStatus.COMPLETED, PlanStatus.PARTIAL, PlanStatus.FAILED,
-                                     PlanStatus.CANCELLED)
+    await harness.send(
+        decide.model_copy(update={"id": "another-delivery", "approve": False}), subjects.PLAN_CMD_DECIDE
+    )  # a second answer does not overturn the first
+    view = await harness.wait_status(
+        cmd, PlanStatus.COMPLETED, PlanStatus.PARTIAL, PlanStatus.FAILED, PlanStatus.CANCELLED
+    )
     assert view.status is PlanStatus.COMPLETED and view.status_reason is None
     assert view.plan_data["budget"]["accepted_overrun"] is True
     planning = harness.agents.jobs_of(cmd.plan_id, AgentName.PLANNING)
@@ -84,8 +94,9 @@ async def test_rejecting_the_overrun_cancels_the_plan(harness: Harness) -> None:
     harness.agents.respond = over_budget_until(None)
     cmd = await harness.create()
     await harness.wait_status(cmd, PlanStatus.AWAITING_APPROVAL)
-    await harness.send(PlanDecide(user_id=cmd.user_id, plan_id=cmd.plan_id, approve=False),
-                       subjects.PLAN_CMD_DECIDE)
+    await harness.send(
+        PlanDecide(user_id=cmd.user_id, plan_id=cmd.plan_id, approve=False), subjects.PLAN_CMD_DECIDE
+    )
     view = await harness.wait_status(cmd, PlanStatus.CANCELLED, PlanStatus.COMPLETED)
     assert view.status is PlanStatus.CANCELLED and view.status_reason == "budget overrun rejected"
     events = await harness.events(cmd)
@@ -109,8 +120,10 @@ async def test_cancel_mid_run_skips_pending_jobs_and_ignores_late_results(harnes
         return len(held) == 3
 
     await wait_for(options_out, "options jobs published")
-    await harness.send(PlanCancel(user_id=cmd.user_id, plan_id=cmd.plan_id, reason="changed my mind"),
-                       subjects.PLAN_CMD_CANCEL)
+    await harness.send(
+        PlanCancel(user_id=cmd.user_id, plan_id=cmd.plan_id, reason="changed my mind"),
+        subjects.PLAN_CMD_CANCEL,
+    )
     view = await harness.wait_status(cmd, PlanStatus.CANCELLED)
     assert view.status_reason == "changed my mind"
     for job in held:  # the runners answer after all
@@ -127,8 +140,12 @@ async def test_cancel_mid_run_skips_pending_jobs_and_ignores_late_results(harnes
 async def test_revision_creates_version_2_with_parent_1_and_feedback(harness: Harness) -> None:
     cmd = await harness.create()
     await harness.wait_status(cmd, PlanStatus.COMPLETED)
-    revise = PlanRevise(user_id=cmd.user_id, plan_id=cmd.plan_id, feedback="fewer museums",
-                        request=plan_request(title="Portugal, slower"))
+    revise = PlanRevise(
+        user_id=cmd.user_id,
+        plan_id=cmd.plan_id,
+        feedback="fewer museums",
+        request=plan_request(title="Portugal, slower"),
+    )
     await harness.send(revise, subjects.PLAN_CMD_REVISE)
 
     async def version_2_done() -> bool:
@@ -137,7 +154,8 @@ async def test_revision_creates_version_2_with_parent_1_and_feedback(harness: Ha
 
     await wait_for(version_2_done, "version 2 completed")
     reply = await harness.planner.reads.versions(
-        PlanVersionsRequest(user_id=cmd.user_id, plan_id=cmd.plan_id))
+        PlanVersionsRequest(user_id=cmd.user_id, plan_id=cmd.plan_id)
+    )
     assert [(v.version, v.parent_version) for v in reply.items] == [(2, 1), (1, None)]
     assert reply.items[0].feedback == "fewer museums"
     assert reply.items[0].request["title"] == "Portugal, slower"
@@ -163,8 +181,13 @@ async def test_revision_without_feedback_reuses_unchanged_research(harness: Harn
     assert view is not None and view.plan_data["sections"]["location"]["status"] == "ok"
     assert view.agent_results["location"]["model"].startswith("reused:")
     second_run = {j.agent for j in harness.agents.jobs_of(cmd.plan_id) if j.version == 2}
-    assert second_run == {AgentName.TRANSPORT, AgentName.ACCOMMODATION, AgentName.ACTIVITY,
-                          AgentName.BUDGET, AgentName.PLANNING}
+    assert second_run == {
+        AgentName.TRANSPORT,
+        AgentName.ACCOMMODATION,
+        AgentName.ACTIVITY,
+        AgentName.BUDGET,
+        AgentName.PLANNING,
+    }
     transport = next(j for j in harness.agents.jobs_of(cmd.plan_id, AgentName.TRANSPORT) if j.version == 2)
     assert set(transport.context) == {"location", "weather"}  # fed with the reused outputs
 
@@ -185,8 +208,12 @@ async def test_revision_while_running_is_rejected_or_queued(harness: Harness) ->
 
     await wait_for(planning_sent, "planning job out")
     rejected = PlanRevise(user_id=cmd.user_id, plan_id=cmd.plan_id, request=plan_request(title="rejected"))
-    queued = PlanRevise(user_id=cmd.user_id, plan_id=cmd.plan_id, request=plan_request(title="queued"),
-                        multitask_strategy=MultitaskStrategy.ENQUEUE)
+    queued = PlanRevise(
+        user_id=cmd.user_id,
+        plan_id=cmd.plan_id,
+        request=plan_request(title="queued"),
+        multitask_strategy=MultitaskStrategy.ENQUEUE,
+    )
     await harness.send(rejected, subjects.PLAN_CMD_REVISE)
     await harness.send(queued, subjects.PLAN_CMD_REVISE)
     await asyncio.sleep(0.5)
@@ -198,9 +225,12 @@ async def test_revision_while_running_is_rejected_or_queued(harness: Harness) ->
 
     await wait_for(version_2_done, "queued revision completed")
     reply = await harness.planner.reads.versions(
-        PlanVersionsRequest(user_id=cmd.user_id, plan_id=cmd.plan_id))
+        PlanVersionsRequest(user_id=cmd.user_id, plan_id=cmd.plan_id)
+    )
     assert [(v.version, v.status, v.request["title"]) for v in reply.items] == [
-        (2, PlanStatus.COMPLETED, "queued"), (1, PlanStatus.COMPLETED, "Portugal in spring")]
+        (2, PlanStatus.COMPLETED, "queued"),
+        (1, PlanStatus.COMPLETED, "Portugal in spring"),
+    ]
 
 
 async def test_interrupting_revision_cancels_the_running_version(harness: Harness) -> None:
@@ -214,8 +244,15 @@ async def test_interrupting_revision_cancels_the_running_version(harness: Harnes
         return len(harness.agents.jobs_of(cmd.plan_id)) >= 5
 
     await wait_for(options_sent, "options jobs out")
-    await harness.send(PlanRevise(user_id=cmd.user_id, plan_id=cmd.plan_id, request=plan_request(),
-                                  multitask_strategy=MultitaskStrategy.INTERRUPT), subjects.PLAN_CMD_REVISE)
+    await harness.send(
+        PlanRevise(
+            user_id=cmd.user_id,
+            plan_id=cmd.plan_id,
+            request=plan_request(),
+            multitask_strategy=MultitaskStrategy.INTERRUPT,
+        ),
+        subjects.PLAN_CMD_REVISE,
+    )
 
     async def version_2_done() -> bool:
         view = await harness.view(cmd.user_id, cmd.plan_id)
@@ -223,9 +260,12 @@ async def test_interrupting_revision_cancels_the_running_version(harness: Harnes
 
     await wait_for(version_2_done, "interrupting revision completed")
     reply = await harness.planner.reads.versions(
-        PlanVersionsRequest(user_id=cmd.user_id, plan_id=cmd.plan_id))
+        PlanVersionsRequest(user_id=cmd.user_id, plan_id=cmd.plan_id)
+    )
     assert [(v.version, v.status) for v in reply.items] == [
-        (2, PlanStatus.COMPLETED), (1, PlanStatus.CANCELLED)]
+        (2, PlanStatus.COMPLETED),
+        (1, PlanStatus.CANCELLED),
+    ]
 
 
 async def test_delete_hides_the_plan_and_announces_it(harness: Harness) -> None:

@@ -69,31 +69,44 @@ async def test_reads_over_request_reply_are_scoped_to_the_owner(harness: Harness
         msg = await broker.request(req.to_bytes(), subject, timeout=5)
         return reply_model.model_validate_json(msg.body)
 
-    got = await ask(PlanGetRequest(user_id=cmd.user_id, plan_id=cmd.plan_id), subjects.SVC_PLANNER_GET,
-                    PlanGetReply)
+    got = await ask(
+        PlanGetRequest(user_id=cmd.user_id, plan_id=cmd.plan_id), subjects.SVC_PLANNER_GET, PlanGetReply
+    )
     assert got.error is None and got.plan.id == cmd.plan_id and got.plan.destinations == ["Lisbon", "Porto"]
-    stranger = await ask(PlanGetRequest(user_id="someone-else", plan_id=cmd.plan_id),
-                         subjects.SVC_PLANNER_GET, PlanGetReply)
+    stranger = await ask(
+        PlanGetRequest(user_id="someone-else", plan_id=cmd.plan_id), subjects.SVC_PLANNER_GET, PlanGetReply
+    )
     assert stranger.plan is None and stranger.error.status == 404
 
-    listed = await ask(PlanListRequest(user_id=cmd.user_id, limit=1), subjects.SVC_PLANNER_LIST,
-                       PlanListReply)
+    listed = await ask(
+        PlanListRequest(user_id=cmd.user_id, limit=1), subjects.SVC_PLANNER_LIST, PlanListReply
+    )
     assert listed.total == 2 and [p.id for p in listed.items] == [other.plan_id]
-    page2 = await ask(PlanListRequest(user_id=cmd.user_id, limit=1, offset=1), subjects.SVC_PLANNER_LIST,
-                      PlanListReply)
+    page2 = await ask(
+        PlanListRequest(user_id=cmd.user_id, limit=1, offset=1), subjects.SVC_PLANNER_LIST, PlanListReply
+    )
     assert [p.id for p in page2.items] == [cmd.plan_id]
     nobody = await ask(PlanListRequest(user_id="someone-else"), subjects.SVC_PLANNER_LIST, PlanListReply)
     assert nobody.total == 0 and nobody.items == []
 
-    versions = await ask(PlanVersionsRequest(user_id=cmd.user_id, plan_id=cmd.plan_id),
-                         subjects.SVC_PLANNER_VERSIONS, PlanVersionsReply)
+    versions = await ask(
+        PlanVersionsRequest(user_id=cmd.user_id, plan_id=cmd.plan_id),
+        subjects.SVC_PLANNER_VERSIONS,
+        PlanVersionsReply,
+    )
     assert [v.version for v in versions.items] == [1] and versions.items[0].parent_version is None
-    one = await ask(PlanVersionRequest(user_id=cmd.user_id, plan_id=cmd.plan_id, version=1),
-                    subjects.SVC_PLANNER_VERSION, PlanVersionReply)
+    one = await ask(
+        PlanVersionRequest(user_id=cmd.user_id, plan_id=cmd.plan_id, version=1),
+        subjects.SVC_PLANNER_VERSION,
+        PlanVersionReply,
+    )
     assert one.version is not None and one.version.plan_data["itinerary"]
     assert one.version.agent_results["planning"]["status"] == "ok"
-    missing = await ask(PlanVersionRequest(user_id=cmd.user_id, plan_id=cmd.plan_id, version=7),
-                        subjects.SVC_PLANNER_VERSION, PlanVersionReply)
+    missing = await ask(
+        PlanVersionRequest(user_id=cmd.user_id, plan_id=cmd.plan_id, version=7),
+        subjects.SVC_PLANNER_VERSION,
+        PlanVersionReply,
+    )
     assert missing.error.status == 404
     invalid = await broker.request(b'{"user_id": "a.b"}', subjects.SVC_PLANNER_GET, timeout=5)
     assert PlanGetReply.model_validate_json(invalid.body).error.status == 422

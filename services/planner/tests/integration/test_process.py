@@ -22,14 +22,21 @@ def free_port() -> int:
 
 
 def test_process_serves_health_readiness_metrics_and_exits_0_on_sigterm(
-    nats_url: str, fresh_database_url: str,
+    nats_url: str,
+    fresh_database_url: str,
 ) -> None:
     port = free_port()
-    env = {**os.environ, "NATS_URL": nats_url, "PLANNER_DATABASE_URL": fresh_database_url,
-           "PLANNER_HTTP_PORT": str(port), "LOG_FORMAT": "json"}
+    env = {
+        **os.environ,
+        "NATS_URL": nats_url,
+        "PLANNER_DATABASE_URL": fresh_database_url,
+        "PLANNER_HTTP_PORT": str(port),
+        "LOG_FORMAT": "json",
+    }
     env.pop("DATABASE_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "tripmesh_planner"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tripmesh_planner"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 60  # liveness bound
         ready = None

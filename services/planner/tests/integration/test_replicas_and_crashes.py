@@ -33,7 +33,8 @@ async def forked_threads(svc: PlannerService, plan_id: str) -> list[tuple[str, i
         cur = await conn.execute(
             "SELECT thread_id, count(*) AS n FROM checkpoints WHERE thread_id LIKE %s"
             " AND checkpoint_ns = '' GROUP BY thread_id, parent_checkpoint_id HAVING count(*) > 1",
-            (f"{plan_id}:%",))
+            (f"{plan_id}:%",),
+        )
         return [(r["thread_id"], r["n"]) for r in await cur.fetchall()]
 
 
@@ -74,8 +75,9 @@ async def test_two_replicas_with_results_arriving_together_lose_nothing_and_fork
         assert kinds[EventKind.AGENT_COMPLETED] == len(AgentName)
         assert await forked_threads(harness.planner, cmd.plan_id) == []
         async with harness.planner.pool.connection() as conn:
-            cur = await conn.execute("SELECT count(*) FROM planner.plan_versions WHERE plan_id = %s",
-                                     (cmd.plan_id,))
+            cur = await conn.execute(
+                "SELECT count(*) FROM planner.plan_versions WHERE plan_id = %s", (cmd.plan_id,)
+            )
             assert (await cur.fetchone()) == (1,)
 
 
@@ -167,7 +169,7 @@ async def test_sweeper_repairs_a_lost_publish_when_no_message_is_left_to_redeliv
         await svc.running.results.handle(result_for(held[0]))
     view = await harness.view(cmd.user_id, cmd.plan_id)
     assert view is not None and view.status is PlanStatus.COMPLETED  # version stored...
-    assert await harness.changed(cmd.plan_id) is None                  # ...but not announced
+    assert await harness.changed(cmd.plan_id) is None  # ...but not announced
     await harness.start_planner()
 
     async def changed_published() -> bool:

@@ -55,13 +55,15 @@ async def test_an_outcome_stored_but_not_announced_is_announced_before_the_plan_
 
     events = await harness.events(cmd)
     kinds = [e.kind for e in events]
-    planning_done = [i for i, e in enumerate(events) if e.kind is EventKind.AGENT_COMPLETED
-                     and e.agent is AgentName.PLANNING]
+    planning_done = [
+        i
+        for i, e in enumerate(events)
+        if e.kind is EventKind.AGENT_COMPLETED and e.agent is AgentName.PLANNING
+    ]
     assert len(planning_done) == 1, kinds
     assert planning_done[0] < kinds.index(EventKind.COMPLETED), kinds
     assert kinds[-1] is EventKind.COMPLETED, kinds
     assert Counter(kinds)[EventKind.AGENT_COMPLETED] == len(AgentName)
-
 
 
 async def test_agent_started_is_announced_before_a_fast_agents_result(harness: Harness) -> None:
@@ -83,8 +85,11 @@ async def test_agent_started_is_announced_before_a_fast_agents_result(harness: H
     await harness.wait_status(cmd, PlanStatus.COMPLETED)
 
     events = await harness.events(cmd)
-    order = [(e.kind, e.data["job_id"]) for e in events
-             if e.kind in (EventKind.AGENT_STARTED, EventKind.AGENT_COMPLETED)]
+    order = [
+        (e.kind, e.data["job_id"])
+        for e in events
+        if e.kind in (EventKind.AGENT_STARTED, EventKind.AGENT_COMPLETED)
+    ]
     for job_id in {job for _, job in order}:
         assert [k for k, j in order if j == job_id] == [EventKind.AGENT_STARTED, EventKind.AGENT_COMPLETED]
     assert len(order) == 2 * len(AgentName)

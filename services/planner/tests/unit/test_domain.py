@@ -28,11 +28,22 @@ def all_ok(**overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def request(days: int = 3) -> PlanRequest:
-    lisbon = Place(geoname_id=2267057, name="Lisbon", country_code="PT", country="Portugal",
-                   latitude=38.7, longitude=-9.1, timezone="Europe/Lisbon")
-    return PlanRequest(title="Lisbon", destinations=[lisbon], start_date=date(2026, 5, 1),
-                       end_date=date.fromordinal(date(2026, 5, 1).toordinal() + days - 1),
-                       budget_total=Decimal("1500"))
+    lisbon = Place(
+        geoname_id=2267057,
+        name="Lisbon",
+        country_code="PT",
+        country="Portugal",
+        latitude=38.7,
+        longitude=-9.1,
+        timezone="Europe/Lisbon",
+    )
+    return PlanRequest(
+        title="Lisbon",
+        destinations=[lisbon],
+        start_date=date(2026, 5, 1),
+        end_date=date.fromordinal(date(2026, 5, 1).toordinal() + days - 1),
+        budget_total=Decimal("1500"),
+    )
 
 
 def test_ids_are_deterministic_distinct_and_subject_safe() -> None:
@@ -45,8 +56,14 @@ def test_ids_are_deterministic_distinct_and_subject_safe() -> None:
         domain.job_id("p", "r2", Stage.OPTIONS, 0, AgentName.TRANSPORT, 1),
     }
     assert a not in others and len(others) == 4
-    for value in (a, domain.create_run_id("p"), domain.revision_run_id("p", "c"),
-                  domain.event_id("r", "accepted"), domain.changed_id("p", 2), domain.deleted_id("p")):
+    for value in (
+        a,
+        domain.create_run_id("p"),
+        domain.revision_run_id("p", "c"),
+        domain.event_id("r", "accepted"),
+        domain.changed_id("p", 2),
+        domain.deleted_id("p"),
+    ):
         check_token(value)
     assert domain.create_run_id("p") != domain.revision_run_id("p", "c")
     assert domain.changed_id("p", 1) != domain.changed_id("p", 2)
@@ -123,10 +140,18 @@ def test_final_status() -> None:
 
 def test_plan_data_shape() -> None:
     req = request(days=3)
-    planning = ok("planning", {"itinerary": [{"day_number": 1, "destination": "Lisbon", "title": "Alfama"}],
-                               "summary": "Three days in Lisbon"})
-    outcomes = all_ok(planning=planning, weather=degraded("weather", "deadline"),
-                      budget=ok("budget", {"within_budget": True, "total": 900}))
+    planning = ok(
+        "planning",
+        {
+            "itinerary": [{"day_number": 1, "destination": "Lisbon", "title": "Alfama"}],
+            "summary": "Three days in Lisbon",
+        },
+    )
+    outcomes = all_ok(
+        planning=planning,
+        weather=degraded("weather", "deadline"),
+        budget=ok("budget", {"within_budget": True, "total": 900}),
+    )
     data = domain.build_plan_data(req, outcomes, PlanStatus.PARTIAL)
     assert set(data) == {"itinerary", "sections", "summary", "budget"}
     assert len(data["itinerary"]) == 3 and data["itinerary"][0]["title"] == "Alfama"
@@ -138,8 +163,9 @@ def test_plan_data_shape() -> None:
 
 
 def test_plan_data_reads_the_runners_days_list_too() -> None:
-    planning = ok("planning", {"days": [{"day_number": 2, "destination": "Lisbon", "title": "Sintra"}],
-                               "summary": "s"})
+    planning = ok(
+        "planning", {"days": [{"day_number": 2, "destination": "Lisbon", "title": "Sintra"}], "summary": "s"}
+    )
     data = domain.build_plan_data(request(days=3), all_ok(planning=planning), PlanStatus.COMPLETED)
     assert [d["title"] for d in data["itinerary"]] == ["Day 1 in Lisbon", "Sintra", "Day 3 in Lisbon"]
 
@@ -200,7 +226,9 @@ def test_a_revision_reuses_research_only_when_its_inputs_did_not_change() -> Non
     before = request(days=3).model_dump(mode="json")
     cheaper = {**before, "budget_total": "900.00", "title": "cheaper"}
     assert domain.reusable_agents(Stage.RESEARCH, cheaper, before, None) == [
-        AgentName.LOCATION, AgentName.WEATHER]
+        AgentName.LOCATION,
+        AgentName.WEATHER,
+    ]
     assert domain.reusable_agents(Stage.RESEARCH, cheaper, before, "more museums") == []
     assert domain.reusable_agents(Stage.OPTIONS, cheaper, before, None) == []
     assert domain.reusable_agents(Stage.RESEARCH, cheaper, None, None) == []

@@ -12,22 +12,42 @@ from tripmesh_planner.itinerary import default_destinations, itinerary_problems,
 
 
 def place(name: str, geoname_id: int) -> Place:
-    return Place(geoname_id=geoname_id, name=name, country_code="PT", country="Portugal",
-                 latitude=38.7, longitude=-9.1, timezone="Europe/Lisbon")
+    return Place(
+        geoname_id=geoname_id,
+        name=name,
+        country_code="PT",
+        country="Portugal",
+        latitude=38.7,
+        longitude=-9.1,
+        timezone="Europe/Lisbon",
+    )
 
 
 def request(days: int = 4, names: tuple[str, ...] = ("Lisbon", "Porto")) -> PlanRequest:
     start = date(2026, 5, 1)
-    return PlanRequest(title="Portugal", destinations=[place(n, i) for i, n in enumerate(names)],
-                       start_date=start, end_date=date.fromordinal(start.toordinal() + days - 1),
-                       budget_total=Decimal("2000"))
+    return PlanRequest(
+        title="Portugal",
+        destinations=[place(n, i) for i, n in enumerate(names)],
+        start_date=start,
+        end_date=date.fromordinal(start.toordinal() + days - 1),
+        budget_total=Decimal("2000"),
+    )
 
 
 def test_complete_itinerary_is_kept_in_date_order() -> None:
     req = request()
-    raw = [{"date": f"2026-05-0{i}", "destination": "Lisbon" if i < 3 else "Porto",
-            "title": f"T{i}", "morning": "m", "afternoon": "a", "evening": "e", "notes": "n"}
-           for i in (4, 3, 2, 1)]
+    raw = [
+        {
+            "date": f"2026-05-0{i}",
+            "destination": "Lisbon" if i < 3 else "Porto",
+            "title": f"T{i}",
+            "morning": "m",
+            "afternoon": "a",
+            "evening": "e",
+            "notes": "n",
+        }
+        for i in (4, 3, 2, 1)
+    ]
     days = normalize_itinerary(raw, req)
     assert [d["date"] for d in days] == ["2026-05-01", "2026-05-02", "2026-05-03", "2026-05-04"]
     assert [d["title"] for d in days] == ["T1", "T2", "T3", "T4"]
@@ -79,12 +99,20 @@ def test_default_destinations_split_in_request_order() -> None:
     assert default_destinations(request(days=1, names=("A", "B", "C"))) == ["A"]
 
 
-@given(days=st.integers(1, 40), n_places=st.integers(1, 5),
-       raw=st.lists(st.fixed_dictionaries({"day_number": st.integers(-3, 50),
-                                           "destination": st.sampled_from(["P0", "P1", "Nowhere"])}),
-                    max_size=60))
+@given(
+    days=st.integers(1, 40),
+    n_places=st.integers(1, 5),
+    raw=st.lists(
+        st.fixed_dictionaries(
+            {"day_number": st.integers(-3, 50), "destination": st.sampled_from(["P0", "P1", "Nowhere"])}
+        ),
+        max_size=60,
+    ),
+)
 def test_any_agent_output_gives_a_valid_itinerary(
-    days: int, n_places: int, raw: list[dict[str, object]],
+    days: int,
+    n_places: int,
+    raw: list[dict[str, object]],
 ) -> None:
     req = request(days=days, names=tuple(f"P{i}" for i in range(n_places)))
     result = normalize_itinerary(raw, req)
