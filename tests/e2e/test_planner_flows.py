@@ -52,7 +52,7 @@ def kinds(events: list[SseEvent]) -> list[str]:
 
 
 async def wait_for_approval(user: User, plan_id: str) -> list[SseEvent]:
-    events = await user.events_until(plan_id, approval_or_end)
+    events: list[SseEvent] = await user.events_until(plan_id, approval_or_end)
     assert events[-1].event == "approval_required", kinds(events)
     return events
 
