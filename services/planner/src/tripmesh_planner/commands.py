@@ -14,6 +14,7 @@ from tripmesh_contracts import subjects
 from tripmesh_contracts.envelope import Envelope
 from tripmesh_contracts.messages import (
     PLAN_COMMANDS,
+    MultitaskStrategy,
     PlanCancel,
     PlanChanged,
     PlanCreate,
@@ -85,6 +86,8 @@ class Commands:
                 strategy=cmd.multitask_strategy.value,
             )
             return
+        if outcome is RevisionOutcome.QUEUED and cmd.multitask_strategy is MultitaskStrategy.INTERRUPT:
+            await self._mark_cancelling_runs(cmd.plan_id)  # the interrupted run
         await self.engine.advance(cmd.plan_id)
 
     async def decide(self, cmd: PlanDecide) -> None:
@@ -96,11 +99,15 @@ class Commands:
 
     async def cancel(self, cmd: PlanCancel) -> None:
         if await self.rt.store.request_cancel(cmd.plan_id, cmd.user_id, cmd.reason or "cancelled by user"):
-            # the runners skip the jobs of this run that are still queued (plan_status.py)
-            plan = await self.rt.store.get_plan(cmd.plan_id)
-            if plan is not None and plan.current_run_id is not None:
-                await self.plan_status.mark(cmd.plan_id, plan.current_run_id, "cancelled")
+            await self._mark_cancelling_runs(cmd.plan_id)
             await self.engine.advance(cmd.plan_id)
+
+    async def _mark_cancelling_runs(self, plan_id: str) -> None:
+        """Tell the runners to skip the queued jobs of the runs being cancelled (plan_status.py).
+        Read back after the cancel is stored (a redelivered command marks them again), and
+        only runs flagged for cancel - never a run activated since, which must run."""
+        for run_id in await self.rt.store.cancelling_runs(plan_id):
+            await self.plan_status.mark(plan_id, run_id, "cancelled")
 
     async def delete(self, cmd: PlanDelete) -> None:
         plan = await self.rt.store.soft_delete(cmd.plan_id, cmd.user_id)

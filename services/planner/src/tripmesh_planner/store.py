@@ -298,6 +298,15 @@ class Store(SchemaStore):
             )
         return RunRow.of(row) if row else None
 
+    async def cancelling_runs(self, plan_id: str) -> list[str]:
+        """Runs of the plan still active with a cancel requested (a cancel, or an interrupting
+        revision): never a run activated after them, which starts without the flag."""
+        rows = await self._all(
+            "SELECT run_id FROM {s}.runs WHERE plan_id = %s AND state = 'active' AND cancel_requested",
+            (plan_id,),
+        )
+        return [r["run_id"] for r in rows]
+
     async def run_ids(self, plan_id: str) -> list[str]:
         return [
             r["run_id"] for r in await self._all("SELECT run_id FROM {s}.runs WHERE plan_id = %s", (plan_id,))
