@@ -47,4 +47,4 @@ clean-data: ## Delete the local state of `make up` (.tripmesh/)
 .PHONY: bench-runners
 bench-runners: install ## agent-runner: LLM transport at concurrency, then plans/s for 1, 2, 4 replicas (500 ms stub model) -> reports/bench/
 	$(UV) run --frozen python bench/runners/transport.py --seconds 10
-	$(UV) run --frozen python bench/runners/measure.py --replicas 1,2,4 --in-flight 32 --latency-ms 500
+	$(UV) run --frozen python bench/runners/measure.py --replicas 1,2,4,1 --in-flight 32 --latency-ms 500

@@ -13,7 +13,8 @@ What it does:
    Postgres, the five services as processes), every agent on `openai/stub` through litellm
    over HTTP, the shared cache OFF (identical plans would hit it), the stub priced at 0
    (a self-hosted model; the ledger's spend caps stay on), LOG_LEVEL=WARNING everywhere;
-3. for each replica count (scaling the runner out with `Stack.add_replica`): a closed loop of
+3. for each replica count in order (scaling the runner with `Stack.add_replica`, or down by
+   SIGTERM; a repeated count at the end shows how much the machine drifted): a closed loop of
    `--in-flight` plans - each worker creates a plan through the public API, reads its SSE
    stream to the terminal event, and creates the next. After `--warmup-seconds`, plans that
    end within `--window-seconds` are counted: plans/s = ended / window. LLM calls/s come from
@@ -98,12 +99,14 @@ def runner_env(stub_url: str, concurrency: int) -> dict[str, str]:
 @dataclass
 class Phase:
     replicas: int
+    ordinal: int
     window_seconds: float
     ended: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     llm_calls: int = 0
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     machine_busy_seconds: float = 0.0
+    profile_files: dict[str, Path] = field(default_factory=dict)
     """CPU seconds every process on the machine used in the window (ours and anyone's)."""
 
     @property
@@ -132,6 +135,9 @@ class Phase:
             "other_processes_cpu_seconds": round(
                 self.machine_busy_seconds - sum(self.cpu_seconds.values()), 1
             ),
+            "py_spy": {
+                name: summarize_profile(path) for name, path in self.profile_files.items() if path.exists()
+            },
         }
 
 
@@ -160,6 +166,76 @@ class CpuMeter:
                 continue
             totals[name] += cpu.user + cpu.system
         return dict(totals)
+
+
+def scale_runners(stack: Stack, count: int) -> None:
+    """Exactly `count` runner replicas running: SIGTERM (drain) the newest extra ones, restart
+    stopped ones, add new ones."""
+    replicas = stack.replicas["agent-runner"]
+    running = [r for r in replicas if r.running]
+    while len(running) > count:
+        stack.terminate("agent-runner", running.pop().index)
+    for replica in replicas:
+        if len(running) < count and not replica.running:
+            stack.start_replica("agent-runner", replica.index)
+            running.append(replica)
+    while len(running) < count:
+        running.append(stack.replica("agent-runner", stack.add_replica("agent-runner")))
+
+
+def start_profilers(stack: Stack, phase: Phase, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """py-spy (fetched by uvx, not a project dependency) on the planner and runner replica 0.
+    `--gil`: only samples of a thread holding the GIL, i.e. Python actually running (idle pool
+    threads would otherwise dominate: py-spy cannot tell them idle in this container)."""
+    if seconds <= 0:
+        return []
+    out = ROOT / "reports" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for name in ("planner", "agent-runner"):
+        pid = stack.pid(name, 0)
+        if pid is None:
+            continue
+        path = out / f"runners-py-spy-{name}-phase{phase.ordinal}-{phase.replicas}x.txt"
+        phase.profile_files[name] = path
+        argv = ["uvx", "--from", "py-spy", "py-spy", "record", "--gil", "--format", "raw", "--rate", "50",
+                "--duration", str(int(seconds)), "--pid", str(pid), "--output", str(path)]  # fmt: skip
+        procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return procs
+
+
+def package_of(frame: str) -> str:
+    """`func (path:line)` -> the package the code belongs to (site-packages name, tripmesh
+    module, or the stdlib module)."""
+    path = frame[frame.rfind("(") + 1 :].rsplit(":", 1)[0]
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1].split("/", 1)[0]
+    if "/tripmesh_" in path:
+        return "tripmesh_" + path.split("/tripmesh_", 1)[1].split("/", 1)[0]
+    return "stdlib:" + Path(path).stem if path.startswith("/") else path
+
+
+def summarize_profile(path: Path, top: int = 8) -> dict[str, Any]:
+    """Where a process spent its CPU: samples by the package of the innermost frame, and by
+    the innermost non-stdlib package on the stack (whose work the stdlib was doing)."""
+    leaf: Counter[str] = Counter()
+    owner: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack_text, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        packages = [package_of(f) for f in stack_text.split(";")]
+        total += count
+        leaf[packages[-1]] += count
+        named = [p for p in packages if not p.startswith("stdlib:")]
+        owner[named[-1] if named else packages[-1]] += count
+
+    def share(counter: Counter[str]) -> dict[str, float]:
+        return {k: round(v / max(total, 1), 3) for k, v in counter.most_common(top)}
+
+    return {"samples": total, "innermost_package": share(leaf), "innermost_named_package": share(owner)}
 
 
 def machine_busy() -> float:
@@ -212,6 +288,7 @@ async def closed_loop(
     warmup: float,
     stub_url: str,
     meter: CpuMeter,
+    profile_seconds: float,
 ) -> None:
     counter = iter(range(10**9))
     stop = asyncio.Event()
@@ -233,9 +310,12 @@ async def closed_loop(
         await asyncio.sleep(warmup)
         calls0, cpu0, machine0 = await stub_calls(probe, stub_url), meter.sample(), machine_busy()
         window["start"] = time.monotonic()
+        profilers = start_profilers(stack, phase, profile_seconds)
         await asyncio.sleep(phase.window_seconds)
         window["end"] = time.monotonic()
         calls1, cpu1, machine1 = await stub_calls(probe, stub_url), meter.sample(), machine_busy()
+        for proc in profilers:
+            await asyncio.to_thread(proc.wait, 60)
     phase.machine_busy_seconds = machine1 - machine0
     phase.llm_calls = calls1 - calls0
     phase.cpu_seconds = {k: cpu1.get(k, 0.0) - cpu0.get(k, 0.0) for k in cpu1}
@@ -309,6 +389,12 @@ def write_reports(args: argparse.Namespace, phases: list[Phase], started: str) -
         )
     other = " | ".join(str(r["other_processes_cpu_seconds"]) for r in results)
     lines.append(f"| (other processes on the machine) | {other} |")
+    for r in results:
+        for name, profile in r["py_spy"].items():
+            where = ", ".join(f"{k} {v:.0%}" for k, v in profile["innermost_named_package"].items())
+            lines.append(
+                f"\npy-spy, {name}, {r['replicas']} replica(s), {profile['samples']} samples: {where}"
+            )
     json_path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     return json_path
 
@@ -345,14 +431,15 @@ async def run(args: argparse.Namespace) -> None:
             users = [await login(http, n) for n in range(8)]
         meter = CpuMeter(stack, stub.pid)
         for count in replica_counts:
-            while len(stack.replicas["agent-runner"]) < count:
-                await asyncio.to_thread(stack.add_replica, "agent-runner")
-            phase = Phase(replicas=count, window_seconds=args.window_seconds)
+            await asyncio.to_thread(scale_runners, stack, count)
+            phase = Phase(replicas=count, ordinal=len(phases) + 1, window_seconds=args.window_seconds)
             print(
                 f"{count} replica(s): warm-up {args.warmup_seconds:g} s, window {args.window_seconds:g} s",
                 flush=True,
             )
-            await closed_loop(stack, users, phase, args.in_flight, args.warmup_seconds, stub_url, meter)
+            await closed_loop(
+                stack, users, phase, args.in_flight, args.warmup_seconds, stub_url, meter, args.py_spy_seconds
+            )
             print(json.dumps(phase.summary()), flush=True)
             phases.append(phase)
     finally:
@@ -372,6 +459,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--warmup-seconds", type=float, default=30.0)
     parser.add_argument("--window-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--py-spy-seconds",
+        type=float,
+        default=0.0,
+        help="sample the planner and the first runner with py-spy (via uvx) this long in each window",
+    )
     asyncio.run(run(parser.parse_args()))
 
 

@@ -75,6 +75,14 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(result), flush=True)
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (every process: the machine is shared)."""
+    import psutil
+
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
 def parent(args: argparse.Namespace) -> None:
     from tripmesh_devstack.ports import free_port
 
@@ -98,8 +106,10 @@ def parent(args: argparse.Namespace) -> None:
                 argv = [sys.executable, __file__, "--child-in-flight", str(in_flight)]
                 argv += ["--seconds", str(args.seconds), "--api-base", api_base, *flags]
                 env = {**os.environ, "STUB_LATENCY_MS": str(args.latency_ms)}
+                busy0, wall0 = machine_busy(), time.monotonic()
                 out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
-                result = json.loads(out.strip().splitlines()[-1])
+                busy = (machine_busy() - busy0) / ((time.monotonic() - wall0) * (os.cpu_count() or 1))
+                result = json.loads(out.strip().splitlines()[-1]) | {"machine_busy_fraction": round(busy, 2)}
                 print(json.dumps(result), flush=True)
                 results.append(result)
     finally:
@@ -117,11 +127,12 @@ def parent(args: argparse.Namespace) -> None:
         "",
         f"Stub latency {args.latency_ms:g} ms, {args.seconds:g} s per point, {os.cpu_count()} CPUs.",
         "",
-        "| transport | in flight | calls/s | ceiling (in flight / latency) | CPU ms per call |",
-        "|---|---|---|---|---|",
+        "| transport | in flight | calls/s | ceiling (in flight / latency) | CPU ms per call "
+        "| machine busy (anyone's) |",
+        "|---|---|---|---|---|---|",
         *(
             f"| {r['transport']} | {r['in_flight']} | {r['calls_per_second']} "
-            f"| {r['ceiling_calls_per_second']} | {r['cpu_ms_per_call']} |"
+            f"| {r['ceiling_calls_per_second']} | {r['cpu_ms_per_call']} | {r['machine_busy_fraction']:.0%} |"
             for r in results
         ),
     ]

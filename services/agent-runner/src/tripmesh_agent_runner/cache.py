@@ -64,7 +64,7 @@ async def open_bucket(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
             # another replica created it first, with settings of its own: use that one
             return await js.key_value(config.bucket)
     if config.ttl:
-        info = await js.stream_info(kv._stream)
+        info = await js.stream_info(f"KV_{config.bucket}")  # a bucket's stream, by NATS convention
         if info.config.max_age != config.ttl:
             info.config.max_age = config.ttl
             await js.update_stream(info.config)

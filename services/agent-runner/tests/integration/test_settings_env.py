@@ -70,3 +70,22 @@ def test_an_unknown_agent_name_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("AGENT_RUNNER_AGENTS", "transport,teleport")
     with pytest.raises(ValueError, match="teleport"):
         Settings()
+
+
+def test_cache_retry_and_local_latency_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = Settings()
+    assert defaults.cache_enabled and defaults.cache_ttl_seconds == 3600
+    assert defaults.plan_status_bucket == "plan-status" and defaults.local_model_latency_ms == 0
+    monkeypatch.setenv("AGENT_RUNNER_CACHE_ENABLED", "false")
+    monkeypatch.setenv("AGENT_RUNNER_CACHE_TTL_SECONDS", "600")
+    monkeypatch.setenv("AGENT_RUNNER_LOCAL_MODEL_LATENCY_MS", "300")
+    monkeypatch.setenv("AGENT_RUNNER_RETRY_BACKOFF_SECONDS", "0.5")
+    monkeypatch.setenv("AGENT_RUNNER_RETRY_BACKOFF_MAX_SECONDS", "4")
+    settings = Settings()
+    assert not settings.cache_enabled and settings.cache_ttl_seconds == 600
+    assert settings.local_model_latency_ms == 300
+    weather = settings.agent_config(AgentName.WEATHER)
+    assert (weather.retry_backoff_seconds, weather.retry_backoff_max_seconds) == (0.5, 4.0)
+    monkeypatch.setenv("AGENT_RUNNER_CACHE_BUCKET", "not a bucket name")
+    with pytest.raises(ValueError, match="cache_bucket"):
+        Settings()

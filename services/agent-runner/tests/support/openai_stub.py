@@ -8,7 +8,9 @@ prompt.
 
 Faults are scripted: `inject("429", "500", "timeout", agent="weather")` queues faults that
 the next calls (of that agent, or of any agent when `agent` is None) answer instead of a
-completion, in order. `latency_ms` delays every answer. Every request is logged in `calls`
+completion, in order. `hold` is not a failure: the call is answered normally, but only once
+the test calls `release()` (`held` is set when such a call arrives) - a call provably in
+flight for as long as the test needs. `latency_ms` delays every answer. Every request is logged in `calls`
 (in arrival order), whatever it was answered with: tests compare that log with the usage
 events the runner published.
 
@@ -37,7 +39,7 @@ from typing import Any
 
 from aiohttp import web
 
-FAULTS = ("429", "500", "timeout")
+FAULTS = ("429", "500", "timeout", "hold")
 _AGENT_LINE = re.compile(r"agent: (\w+)")
 
 
@@ -49,7 +51,8 @@ class StubCall:
     agent: str | None
     model: str
     answer: str
-    """ok | 429 | 500 | timeout (held past any sane client timeout, then dropped)"""
+    """ok | 429 | 500 | timeout (held past any sane client timeout, then dropped); a held call
+    that was then answered is `ok`"""
     tool_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -91,6 +94,9 @@ class OpenAiStub:
         self._faults: dict[str | None, deque[str]] = {}
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
+        self.held = asyncio.Event()
+        """Set when a `hold` call arrived (it waits for `release()`)."""
+        self._released = asyncio.Event()
         # respond() needs litellm (slow to import): import once, at construction
         from tripmesh_agent_runner.llm.local_model import respond
 
@@ -104,6 +110,10 @@ class OpenAiStub:
         if unknown:
             raise ValueError(f"unknown faults {unknown}; known: {FAULTS}")
         self._faults.setdefault(agent, deque()).extend(faults)
+
+    def release(self) -> None:
+        """Let every held call (and any later one) be answered."""
+        self._released.set()
 
     def pending_faults(self) -> int:
         return sum(len(q) for q in self._faults.values())
@@ -146,6 +156,7 @@ class OpenAiStub:
 
     async def stop(self) -> None:
         self._closing.set()
+        self._released.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -164,6 +175,9 @@ class OpenAiStub:
         fault = self._next_fault(agent)
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)
+        if fault == "hold":
+            self.held.set()
+            await self._released.wait()
         if fault == "timeout":
             call.answer = "timeout"
             # held past the client's timeout; released early when the stub stops
