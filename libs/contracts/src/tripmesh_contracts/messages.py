@@ -86,6 +86,8 @@ class AgentJob(Envelope):
     constraints: dict[str, Any] = Field(default_factory=dict)
     """Stage-specific constraints, e.g. a tighter budget share on a budget loop."""
     deadline: datetime | None = None
+    llm_cap_usd: Money | None = None
+    """The plan's own LLM spend cap when its request lowered the ledger's default."""
 
 
 class AgentResult(Envelope):
@@ -183,3 +185,25 @@ class UsageEvent(Envelope):
     success: bool = True
     error: str | None = None
     reservation_id: SafeId | None = None
+    """The ledger reservation this call ran under (its settlement)."""
+    estimated: bool = False
+    """True only for the ledger's own charge of a reservation that was never settled (the
+    runner died mid-call): `cost_usd` is the reserved maximum, and a real usage event with the
+    same `reservation_id` replaces it whenever it arrives."""
+
+
+# --- users.evt.<user>.cost_alert ---------------------------------------------------------------
+
+
+class CostAlert(Envelope):
+    """Spend crossed `threshold_percent` of a cap: once per threshold per period (a day, a
+    month, or a plan's whole life). Published by the cost-ledger on
+    `users.evt.<user>.cost_alert`; `id` is deterministic per (user, scope, period, threshold)."""
+
+    TYPE: ClassVar[str] = "cost.alert.v1"
+    scope: str
+    """daily | monthly | plan"""
+    period: str
+    threshold_percent: int = Field(ge=1, le=100)
+    spent_usd: Money
+    cap_usd: Money

@@ -176,6 +176,109 @@ class BudgetCheckReply(RpcReply):
     monthly_cap_usd: Money | None = None
 
 
+class BudgetCaps(RpcModel):
+    """A user's caps; None = no limit (or, in a `budget.set`, "back to the tier default")."""
+
+    daily_cap_usd: Money | None = None
+    monthly_cap_usd: Money | None = None
+
+
+class BudgetGetRequest(RpcModel):
+    user_id: SafeId
+    tier: str = "free"
+
+
+class BudgetView(RpcReply):
+    """A user's effective caps (own override, else the tier's), spend and reservations held."""
+
+    user_id: SafeId | None = None
+    tier: str = "free"
+    daily_cap_usd: Money | None = None
+    monthly_cap_usd: Money | None = None
+    daily_cap_is_default: bool = True
+    monthly_cap_is_default: bool = True
+    daily_spent_usd: Money = Decimal("0")
+    monthly_spent_usd: Money = Decimal("0")
+    reserved_usd: Money = Decimal("0")
+    """Held by LLM calls in flight (not yet in the spend figures)."""
+    plan_cap_default_usd: Money | None = None
+
+
+class BudgetSetRequest(RpcModel):
+    user_id: SafeId
+    tier: str = "free"
+    caps: BudgetCaps
+    set_by: SafeId
+
+
+class ReserveRequest(RpcModel):
+    """Hold `amount_usd` (an LLM call's maximum cost) against the user's and the plan's caps.
+    `reservation_id` makes it idempotent: asking again returns the first decision."""
+
+    reservation_id: SafeId
+    user_id: SafeId
+    plan_id: SafeId | None = None
+    plan_cap_usd: Money | None = None
+    """The plan's own cap when its request lowered the ledger's default (never raises it)."""
+    amount_usd: Money = Field(ge=0)
+    agent: str | None = None
+    model: str | None = None
+    ttl_seconds: float = Field(default=300, gt=0, le=3600)
+    """After this the reservation is charged at `amount_usd`, marked estimated."""
+
+
+class ReserveReply(RpcReply):
+    granted: bool = False
+    reason: str | None = None
+    """daily_cap_reached | monthly_cap_reached | plan_cap_reached (comma-separated)"""
+    remaining_usd: Money | None = None
+    """The tightest cap's headroom after this reservation (None: no cap applies)."""
+    expires_at: datetime | None = None
+
+
+class SettleRequest(RpcModel):
+    """The call ended: its actual cost replaces the reserved maximum (0 releases it)."""
+
+    reservation_id: SafeId
+    user_id: SafeId
+    actual_usd: Money = Field(ge=0)
+    usage_event_id: SafeId | None = None
+
+
+class SettleReply(RpcReply):
+    settled: bool = False
+    state: str | None = None
+    """held | settled | expired | unknown"""
+
+
+class AlertScope(StrEnum):
+    DAILY = "daily"
+    MONTHLY = "monthly"
+    PLAN = "plan"
+
+
+class CostAlertView(RpcModel):
+    id: SafeId
+    user_id: SafeId
+    scope: AlertScope
+    period: str
+    """The day (2026-11-23), the month (2026-11) or the plan id the threshold applies to."""
+    plan_id: SafeId | None = None
+    threshold_percent: int
+    spent_usd: Money
+    cap_usd: Money
+    raised_at: datetime
+
+
+class AlertsRequest(RpcModel):
+    user_id: SafeId
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+class AlertsReply(RpcReply):
+    alerts: list[CostAlertView] = Field(default_factory=list)
+
+
 # --- vectors ---------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ MESSAGE_TYPES: tuple[type[Envelope], ...] = (
     messages.PlanEvent,
     messages.PlanChanged,
     messages.UsageEvent,
+    messages.CostAlert,
 )
 
 RPC_TYPES: tuple[type[BaseModel], ...] = tuple(

@@ -30,6 +30,7 @@ SVC_LEDGER_BUDGET_SET = "svc.ledger.budget.set"
 SVC_LEDGER_RESERVE = "svc.ledger.reserve"
 SVC_LEDGER_SETTLE = "svc.ledger.settle"
 SVC_LEDGER_PLAN_COSTS = "svc.ledger.plan_costs"
+SVC_LEDGER_ALERTS = "svc.ledger.alerts"
 SVC_VECTORS_SIMILAR = "svc.vectors.similar"
 SVC_VECTORS_SEARCH = "svc.vectors.search"
 SVC_PLANNER_GET = "svc.planner.get"
@@ -63,6 +64,13 @@ def plan_changed(plan_id: str) -> str:
 
 def usage(user_id: str) -> str:
     return f"usage.llm.{check_token(user_id)}"
+
+
+COST_ALERT_KIND = "cost_alert"
+
+
+def cost_alert(user_id: str) -> str:
+    return user_event(user_id, COST_ALERT_KIND)
 
 
 def user_event(user_id: str, kind: str) -> str:
