@@ -16,8 +16,10 @@ from tripmesh_kit.bus import Bus, make_broker, provision
 from tripmesh_kit.logging import get_logger
 from tripmesh_kit.ops import nats_check, ops_router
 
+from tripmesh_agent_runner.budget import PriceBook
 from tripmesh_agent_runner.cache import KvCache
 from tripmesh_agent_runner.handlers import JobRunner, register_handlers
+from tripmesh_agent_runner.ledger_client import LedgerClient
 from tripmesh_agent_runner.llm.base import LlmClient
 from tripmesh_agent_runner.llm.caching import CachingLlmClient
 from tripmesh_agent_runner.llm.litellm_client import LitellmClient  # lazy: no litellm import yet
@@ -56,7 +58,15 @@ def create_app(settings: Settings | None = None, llm: LlmClient | None = None) -
     client: LlmClient = base_client if cache is None else CachingLlmClient(base_client, cache)
     tools.cache = cache
     plan_status = PlanStatusBoard(settings.plan_status_bucket)
-    runner = JobRunner(bus=bus, llm=client, tools=tools, settings=settings, plan_status=plan_status)
+    ledger = (
+        LedgerClient(broker, timeout=settings.ledger_timeout_seconds, attempts=settings.ledger_attempts)
+        if settings.budget_enforced
+        else None
+    )
+    runner = JobRunner(
+        bus=bus, llm=client, tools=tools, settings=settings, plan_status=plan_status, ledger=ledger,
+        prices=PriceBook(settings.local_price()),
+    )  # fmt: skip
     served = register_handlers(broker, runner)
 
     @asynccontextmanager
@@ -79,6 +89,7 @@ def create_app(settings: Settings | None = None, llm: LlmClient | None = None) -
             agents=[a.value for a in served],
             concurrency=settings.concurrency,
             cache=settings.cache_enabled,
+            budget_enforced=settings.budget_enforced,
             models={a.value: settings.agent_config(a).model for a in served},
         )
         try:

@@ -55,6 +55,12 @@ def usage_id(job_id: str, delivery: Delivery, call_index: int) -> str:
     return stable_id(job_id, str(delivery.stream_seq), str(delivery.delivered), str(call_index))
 
 
+def reservation_id(job_id: str, delivery: Delivery, call_index: int) -> str:
+    """The ledger reservation of one call: the same for a reserve asked again within this
+    delivery, new for a redelivery (its calls are new calls, billed again)."""
+    return stable_id(job_id, str(delivery.stream_seq), str(delivery.delivered), str(call_index), "reserve")
+
+
 def is_expired(job: AgentJob, now: datetime, grace: timedelta) -> bool:
     """True when the job's deadline passed longer ago than `grace`: nobody waits for it."""
     if job.deadline is None:
@@ -63,9 +69,12 @@ def is_expired(job: AgentJob, now: datetime, grace: timedelta) -> bool:
     return now > deadline + grace
 
 
-def usage_event(job: AgentJob, delivery: Delivery, call: LlmCallRecord) -> UsageEvent:
+def usage_event(
+    job: AgentJob, delivery: Delivery, call: LlmCallRecord, reservation: str | None = None
+) -> UsageEvent:
     """The usage event of one LLM call (`call.call_index` numbers every attempt of this run
-    from 1, retries included, so each attempt has an id of its own)."""
+    from 1, retries included, so each attempt has an id of its own), with the ledger
+    reservation it ran under (None when budgets are not enforced)."""
     return UsageEvent(
         id=usage_id(job.id, delivery, call.call_index or call.turn),
         user_id=job.user_id,
@@ -85,6 +94,7 @@ def usage_event(job: AgentJob, delivery: Delivery, call: LlmCallRecord) -> Usage
         cache_hit=call.cache_hit,
         success=call.success,
         error=call.error,
+        reservation_id=reservation,
     )
 
 

@@ -4,7 +4,10 @@ Ack rules (ARCHITECTURE.md §2, §8): an agent that fails is a *result* (`ok=fal
 `error_kind`), published and acked like a success - the planner decides what a failed agent
 means for the plan. Only infrastructure failures (a publish the Bus could not land after its
 retries) escape `run_job`, so `handle_message` naks the job and JetStream redelivers it.
-`handle_message` also keeps in-progress acks flowing while the LLM works.
+`handle_message` also keeps in-progress acks flowing while the LLM works. A ledger that
+cannot decide on a reservation (`LedgerUnavailable`) is such an infrastructure failure too:
+the job is nak'ed and retried later, never run unreserved and never reported as
+`budget_exhausted` (that is the ledger's *decision*, a result like any agent failure).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from tripmesh_kit.subscribe import durable_subscriber
 
 from tripmesh_agent_runner.agents.engine import CallObserver, run_agent
 from tripmesh_agent_runner.agents.outcome import AgentOutcome
+from tripmesh_agent_runner.budget import PriceBook, Reserver
 from tripmesh_agent_runner.domain import (
     Delivery,
     ErrorKind,
@@ -33,9 +37,10 @@ from tripmesh_agent_runner.domain import (
     is_expired,
     result_from_outcome,
 )
+from tripmesh_agent_runner.ledger_client import LedgerClient, LedgerUnavailable
 from tripmesh_agent_runner.llm.base import CallConfig, LlmClient
 from tripmesh_agent_runner.plan_status import PlanStatusBoard
-from tripmesh_agent_runner.settings import Settings
+from tripmesh_agent_runner.settings import AgentConfig, Settings
 from tripmesh_agent_runner.tools.registry import ToolRegistry
 from tripmesh_agent_runner.usage import UsagePublisher, UsagePublishError
 
@@ -67,6 +72,9 @@ class JobRunner:
     settings: Settings
     plan_status: PlanStatusBoard | None = None
     """Where the planner marks cancelled runs; None = every job runs."""
+    ledger: LedgerClient | None = None
+    """Where each LLM call's maximum cost is reserved; None = budgets not enforced."""
+    prices: PriceBook | None = None
     engine: EngineFn = run_agent
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
@@ -117,12 +125,11 @@ class JobRunner:
             return failed_result(
                 job, error=f"plan run {status} before the job ran", error_kind=ErrorKind.CANCELLED
             )
-        observer: CallObserver = UsagePublisher(self.bus, delivery)
+        config = self.settings.agent_config(job.agent)
+        observer: CallObserver = UsagePublisher(self.bus, delivery, self._reserver(config, delivery))
         try:
-            outcome = await self.engine(
-                job, self.llm, self.tools, config=self.config_for(job.agent), observer=observer
-            )
-        except UsagePublishError:
+            outcome = await self.engine(job, self.llm, self.tools, config=config, observer=observer)
+        except (UsagePublishError, LedgerUnavailable):
             raise  # infrastructure: nak, JetStream redelivers the job
         except Exception as exc:
             # A bug in the engine or an agent is deterministic: redelivering would fail again
@@ -135,6 +142,18 @@ class JobRunner:
                 duration_ms=int((time.perf_counter() - started) * 1000),
             )
         return result_from_outcome(job, outcome)
+
+    def _reserver(self, config: AgentConfig, delivery: Delivery) -> Reserver | None:
+        if self.ledger is None:
+            return None
+        prices = self.prices or PriceBook(self.settings.local_price())
+        return Reserver(
+            ledger=self.ledger,
+            prices=prices,
+            fallback_price=config.fallback_price,
+            ttl_seconds=self.settings.reservation_ttl(config),
+            delivery=delivery,
+        )
 
 
 def register_handlers(broker: NatsBroker, runner: JobRunner) -> list[AgentName]:

@@ -219,6 +219,16 @@ class Settings(ServiceSettings):
     local_model_latency_ms: float = Field(default=0.0, ge=0)
     """AGENT_RUNNER_LOCAL_MODEL_LATENCY_MS: make the local stand-in answer this slowly (per
     call), to load-test or crash-test the runner with calls that take time like real ones."""
+    budget_enforced: bool = True
+    """AGENT_RUNNER_BUDGET_ENFORCED: reserve each LLM call's maximum cost in the ledger
+    (svc.ledger.reserve) before making it. Fails closed: no ledger answer, no call."""
+    reservation_ttl_seconds: float | None = Field(default=None, gt=0, le=3600)
+    """AGENT_RUNNER_RESERVATION_TTL_SECONDS: after this an unsettled reservation is charged at
+    its maximum. None = per agent, its LLM timeout x (num_retries + 1) + 60 s."""
+    ledger_timeout_seconds: float = Field(default=2.0, gt=0)
+    """AGENT_RUNNER_LEDGER_TIMEOUT_SECONDS: one svc.ledger.* request."""
+    ledger_attempts: int = Field(default=3, ge=1)
+    """Tries of one ledger request before the job's delivery fails (JetStream redelivers it)."""
     agent_overrides: dict[AgentName, AgentOverrides] = Field(default_factory=dict)
     provider_keys_present: list[str] = Field(default_factory=list)
 
@@ -275,6 +285,11 @@ class Settings(ServiceSettings):
 
     def local_price(self) -> ModelPrice:
         return ModelPrice(self.local_input_price_per_1k, self.local_output_price_per_1k)
+
+    def reservation_ttl(self, config: AgentConfig) -> float:
+        if self.reservation_ttl_seconds is not None:
+            return self.reservation_ttl_seconds
+        return min(config.timeout_seconds * (config.num_retries + 1) + 60.0, 3600.0)
 
     def agent_config(self, agent: AgentName) -> AgentConfig:
         o = self.agent_overrides.get(agent, AgentOverrides())

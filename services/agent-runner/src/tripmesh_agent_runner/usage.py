@@ -4,9 +4,15 @@ Each call's `UsageEvent` is published right after the call returns (or fails), n
 of the job: if the runner dies at the third call of a job, the two calls before it - which
 the provider has billed - are already on the USAGE stream. A publish that still fails after
 the Bus's retries raises `UsagePublishError`, which fails the message (nak), never the agent.
+
+Budgets (ARCHITECTURE.md §5, budget.py): before each call its maximum cost is reserved in
+the ledger; after it, the usage event carries the reservation id and the actual cost settles
+the reservation.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from prometheus_client import Counter
 from tripmesh_contracts import subjects
@@ -14,6 +20,7 @@ from tripmesh_contracts.messages import AgentJob
 from tripmesh_kit.bus import Bus
 
 from tripmesh_agent_runner.agents.outcome import LlmCallRecord
+from tripmesh_agent_runner.budget import Reserver
 from tripmesh_agent_runner.domain import Delivery, usage_event
 
 LLM_CALLS = Counter(
@@ -49,25 +56,47 @@ def record_metrics(agent: str, call: LlmCallRecord) -> None:
 
 
 class UsagePublisher:
-    """`CallObserver` for one delivery of one job."""
+    """`CallObserver` for one delivery of one job: reserves each call's maximum in the ledger
+    before it (when budgets are enforced), publishes its usage event and settles it after."""
 
-    def __init__(self, bus: Bus, delivery: Delivery) -> None:
+    def __init__(self, bus: Bus, delivery: Delivery, reserver: Reserver | None = None) -> None:
         self.bus = bus
         self.delivery = delivery
+        self.reserver = reserver
+        """None = budgets not enforced (AGENT_RUNNER_BUDGET_ENFORCED=false): calls run unreserved."""
         self.published: list[str] = []
 
     async def before_llm_call(
-        self, *, job: AgentJob, model: str, turn: int, attempt: int, max_tokens: int
+        self,
+        *,
+        job: AgentJob,
+        model: str,
+        turn: int,
+        attempt: int,
+        max_tokens: int,
+        call_index: int,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
     ) -> None:
-        # The ledger reservation (svc.ledger.reserve, ARCHITECTURE.md §5) belongs here once
-        # the contracts carry its request/reply models; until then calls are not capped.
-        return None
+        # Fail closed: BudgetExhausted (denied) ends the agent; LedgerUnavailable (no
+        # decision) escapes the engine and the job is nak'ed - never a call without a grant.
+        if self.reserver is not None:
+            await self.reserver.reserve(
+                job=job, model=model, call_index=call_index, messages=messages, tools=tools,
+                max_tokens=max_tokens,
+            )  # fmt: skip
 
     async def after_llm_call(self, *, job: AgentJob, record: LlmCallRecord) -> None:
         record_metrics(job.agent.value, record)
-        event = usage_event(job, self.delivery, record)
+        reservation = self.reserver.reservation_of(record.call_index) if self.reserver else None
+        event = usage_event(job, self.delivery, record, reservation)
         try:
             await self.bus.publish(event, subjects.usage(job.user_id))
         except Exception as exc:
+            # the reservation stays held: it expires and is charged at its maximum (estimated)
             raise UsagePublishError(f"usage event {event.id}: {type(exc).__name__}: {exc}") from exc
         self.published.append(event.id)
+        if self.reserver is not None:
+            await self.reserver.settle(
+                job=job, call_index=record.call_index, actual_usd=record.cost_usd, usage_event_id=event.id
+            )

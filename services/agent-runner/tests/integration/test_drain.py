@@ -78,6 +78,7 @@ async def test_sigterm_finishes_the_job_in_hand_and_exits_zero(
         "WEATHER_AGENT_MODEL": SLOW_MODEL,
         "WEATHER_AGENT_API_BASE": llm_server.url,
         "AGENT_RUNNER_WEATHER_NUM_RETRIES": "0",
+        "AGENT_RUNNER_BUDGET_ENFORCED": "false",  # no ledger in this test
         "OPENAI_API_KEY": "sk-test-not-a-real-key",
         "LOG_FORMAT": "json",
     }

@@ -22,6 +22,9 @@ def runner_settings(nats_url: str, agents: list[AgentName] | None = None, **extr
         overrides[agent] = {**overrides[agent], **values}
     extra.setdefault("cache_enabled", False)
     extra.setdefault("plan_status_bucket", "test-plan-status")
+    # no ledger answers svc.ledger.reserve in these tests; the budget tests turn it on with a
+    # responder of their own (test_budget_enforcement.py)
+    extra.setdefault("budget_enforced", False)
     return Settings(
         nats_url=nats_url,
         agents=agents or list(AgentName),

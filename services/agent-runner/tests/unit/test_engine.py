@@ -191,7 +191,7 @@ class Observer:
         self.records: list[LlmCallRecord] = []
 
     async def before_llm_call(
-        self, *, job: AgentJob, model: str, turn: int, attempt: int, max_tokens: int
+        self, *, job: AgentJob, model: str, turn: int, attempt: int, max_tokens: int, **call: Any
     ) -> None:
         if turn > self.allow_calls:
             raise BudgetExhausted("plan budget reached")

@@ -39,11 +39,23 @@ class BudgetExhausted(Exception):
 
 
 class CallObserver(Protocol):
-    """Hooks around each LLM call attempt: reserve budget before (may raise BudgetExhausted),
-    emit the usage event and settle after. Failed attempts are reported too."""
+    """Hooks around each LLM call attempt: reserve budget before (may raise BudgetExhausted,
+    or an infrastructure error that fails the job's delivery), emit the usage event and
+    settle after. Failed attempts are reported too. `call_index` is the attempt's number in
+    the run (the `LlmCallRecord.call_index` that `after_llm_call` receives); `messages` and
+    `tools` are exactly what the call sends (read only: they size the reservation)."""
 
     async def before_llm_call(
-        self, *, job: AgentJob, model: str, turn: int, attempt: int, max_tokens: int
+        self,
+        *,
+        job: AgentJob,
+        model: str,
+        turn: int,
+        attempt: int,
+        max_tokens: int,
+        call_index: int,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
     ) -> None: ...
 
     async def after_llm_call(self, *, job: AgentJob, record: LlmCallRecord) -> None: ...
@@ -91,8 +103,9 @@ class LlmCalls:
             attempt += 1
             if self.observer is not None:
                 await self.observer.before_llm_call(
-                    job=self.job, model=config.model, turn=turn, attempt=attempt, max_tokens=config.max_tokens
-                )
+                    job=self.job, model=config.model, turn=turn, attempt=attempt,
+                    max_tokens=config.max_tokens, call_index=self.made + 1, messages=messages, tools=tools,
+                )  # fmt: skip
             self.made += 1
             try:
                 response = await self.llm.complete(
