@@ -16,8 +16,9 @@ from tripmesh_kit.pg import make_pool, pg_check
 from tripmesh_places import warm_up
 
 from tripmesh_gateway import asyncapi
+from tripmesh_gateway.admin import grant_admins
 from tripmesh_gateway.api.errors import install_error_handlers
-from tripmesh_gateway.api.routes import auth, costs, events, plans, search
+from tripmesh_gateway.api.routes import auth, budgets, costs, events, plans, search
 from tripmesh_gateway.http_metrics import HttpMetricsMiddleware
 from tripmesh_gateway.rpc import RpcClient
 from tripmesh_gateway.runtime import Runtime
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         applied = await migrate(settings.database_url)
         await pool.open()
+        if settings.admin_emails:
+            await grant_admins(runtime.store, settings.admin_emails)
         await runtime.broker.start()
         if settings.provision_streams:
             await provision(runtime.bus.js)
@@ -90,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HttpMetricsMiddleware)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, plans, events, costs, search):
+    for module in (auth, plans, events, costs, budgets, search):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(

@@ -56,6 +56,9 @@ SERVICES: tuple[tuple[str, str, type[BaseModel], type[BaseModel]], ...] = (
     ("svcLedgerSummary", subjects.SVC_LEDGER_SUMMARY, rpc.CostSummaryRequest, rpc.CostSummaryReply),
     ("svcLedgerPlanCosts", subjects.SVC_LEDGER_PLAN_COSTS, rpc.PlanCostsRequest, rpc.PlanCostsReply),
     ("svcLedgerBudgetCheck", subjects.SVC_LEDGER_BUDGET_CHECK, rpc.BudgetCheckRequest, rpc.BudgetCheckReply),
+    ("svcLedgerBudgetGet", subjects.SVC_LEDGER_BUDGET_GET, rpc.BudgetGetRequest, rpc.BudgetView),
+    ("svcLedgerBudgetSet", subjects.SVC_LEDGER_BUDGET_SET, rpc.BudgetSetRequest, rpc.BudgetView),
+    ("svcLedgerAlerts", subjects.SVC_LEDGER_ALERTS, rpc.AlertsRequest, rpc.AlertsReply),
     ("svcVectorsSimilar", subjects.SVC_VECTORS_SIMILAR, rpc.SimilarPlansRequest, rpc.SearchReply),
     ("svcVectorsSearch", subjects.SVC_VECTORS_SEARCH, rpc.SearchPlansRequest, rpc.SearchReply),
 )
@@ -111,6 +114,31 @@ def channels() -> list[Channel]:
     out += [
         Channel(key, address, (request,), f"Request/reply: {address}", "send", reply=reply)
         for key, address, request, reply in SERVICES
+    ]
+    out += [
+        Channel(
+            "userCostAlerts",
+            "users.evt.{user_id}." + subjects.COST_ALERT_KIND,
+            (messages.CostAlert,),
+            "A user's spend crossed a threshold of a cap; replayed to clients as SSE (GET /events)",
+            "receive",
+            params={"user_id": USER},
+        ),
+        # The runner's traffic with the ledger (each LLM call's maximum held, then settled).
+        Channel(
+            "svcLedgerReserve",
+            subjects.SVC_LEDGER_RESERVE,
+            (rpc.ReserveRequest,),
+            f"Request/reply: {subjects.SVC_LEDGER_RESERVE}",
+            reply=rpc.ReserveReply,
+        ),
+        Channel(
+            "svcLedgerSettle",
+            subjects.SVC_LEDGER_SETTLE,
+            (rpc.SettleRequest,),
+            f"Request/reply: {subjects.SVC_LEDGER_SETTLE}",
+            reply=rpc.SettleReply,
+        ),
     ]
     return out
 

@@ -8,9 +8,10 @@ Everything else takes the `GATEWAY_` prefix (`GATEWAY_HTTP_HOST`, `GATEWAY_JWT_S
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 from tripmesh_kit.settings import ServiceSettings, shared
 
 
@@ -56,3 +57,14 @@ class Settings(ServiceSettings):
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     sse_retry_ms: int = Field(default=3000, ge=0)
     """`retry:` hint sent to EventSource clients with the first event."""
+
+    admin_emails: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Comma-separated e-mails whose existing accounts are made admins at start-up (it never
+    revokes: `python -m tripmesh_gateway revoke-admin <email>` does)."""
+
+    @field_validator("admin_emails", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value

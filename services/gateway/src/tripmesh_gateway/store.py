@@ -20,6 +20,11 @@ async def migrate(dsn: str) -> int:
     return await apply_migrations(dsn, SCHEMA, load_migrations("tripmesh_gateway"))
 
 
+class Role(StrEnum):
+    USER = "user"
+    ADMIN = "admin"
+
+
 @dataclass(frozen=True)
 class UserRecord:
     id: str
@@ -30,6 +35,12 @@ class UserRecord:
     is_active: bool
     created_at: datetime
     last_login_at: datetime | None
+    role: str = Role.USER
+    """user | admin (migration 002); only an operator grants admin."""
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,9 @@ class RefreshOutcome(StrEnum):
     INVALID = "invalid"
 
 
-USER_COLUMNS = "id, email, username, password_hash, subscription_tier, is_active, created_at, last_login_at"
+USER_COLUMNS = (
+    "id, email, username, password_hash, subscription_tier, is_active, created_at, last_login_at, role"
+)
 PLAN_COLUMNS = (
     "plan_id, user_id, idempotency_key, request_hash, request, command, title, created_at,"
     " published_at, publish_error, deleted_at"
@@ -96,6 +109,17 @@ class AccountStore:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=class_row(UserRecord))
             await cur.execute(f"SELECT {USER_COLUMNS} FROM {SCHEMA}.users WHERE {where}", (value,))
+            return await cur.fetchone()
+
+    async def set_role(self, email: str, role: Role) -> UserRecord | None:
+        """Give the account with this e-mail (any case) `role`; None when there is none."""
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=class_row(UserRecord))
+            await cur.execute(
+                f"UPDATE {SCHEMA}.users SET role = %s WHERE lower(email) = lower(%s)"
+                f" RETURNING {USER_COLUMNS}",
+                (role.value, email),
+            )
             return await cur.fetchone()
 
     async def record_login(self, user_id: str, new_password_hash: str | None = None) -> None:

@@ -56,6 +56,7 @@ def test_addresses_match_the_subject_builders() -> None:
     assert matches(by_key["agentResults"], subjects.agent_result("p1"))
     assert matches(by_key["planChanges"], subjects.plan_changed("p1"))
     assert matches(by_key["usage"], subjects.usage("u1"))
+    assert matches(by_key["userCostAlerts"], subjects.cost_alert("u1"))
     assert by_key["planCommandCreate"] == subjects.PLAN_CMD_CREATE
 
 
@@ -65,6 +66,9 @@ def test_channels_carry_their_stream_and_the_gateway_operations() -> None:
     assert "x-jetstream-stream" not in DOC["channels"]["svcPlannerGet"]
     assert DOC["operations"]["gateway_send_planCommandCreate"]["action"] == "send"
     assert DOC["operations"]["gateway_receive_planEvents"]["action"] == "receive"
+    assert DOC["channels"]["userCostAlerts"]["x-jetstream-stream"]["name"] == "PLAN_EVENTS"
+    assert "gateway_send_svcLedgerBudgetSet" in DOC["operations"]
+    assert "gateway_send_svcLedgerReserve" not in DOC["operations"]  # the runner's, not ours
     assert DOC["operations"]["gateway_send_svcLedgerSummary"]["reply"]["channel"] == {
         "$ref": "#/channels/svcLedgerSummaryReply"
     }

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from tripmesh_contracts.ids import UnsafeTokenError, check_token
 
-from tripmesh_gateway.api.errors import not_found, unauthorized
+from tripmesh_gateway.api.errors import forbidden, not_found, unauthorized
 from tripmesh_gateway.runtime import Runtime
 from tripmesh_gateway.security import InvalidToken
 from tripmesh_gateway.store import PlanIndexRow, UserRecord
@@ -46,6 +46,41 @@ async def current_user(
 CurrentUser = Annotated[UserRecord, Depends(current_user)]
 
 
+async def current_admin(user: CurrentUser) -> UserRecord:
+    if not user.is_admin:
+        raise forbidden("this needs the admin role")
+    return user
+
+
+CurrentAdmin = Annotated[UserRecord, Depends(current_admin)]
+
+
+async def account_in_question(
+    user: CurrentUser,
+    runtime: RuntimeDep,
+    user_id: Annotated[
+        str | None, Query(max_length=64, description="Another user's id (admins only); default: you")
+    ] = None,
+) -> UserRecord:
+    """The account a request is about: the caller's own, or with `?user_id=` (an admin's
+    privilege: 403 for anyone else) that user's, 404 when there is no such user."""
+    if user_id is None or user_id == user.id:
+        return user
+    if not user.is_admin:
+        raise forbidden("only an admin may act on another user's account (user_id)")
+    try:
+        check_token(user_id)
+    except UnsafeTokenError as exc:
+        raise not_found("user") from exc
+    target = await runtime.store.user_by_id(user_id)
+    if target is None:
+        raise not_found("user")
+    return target
+
+
+AccountInQuestion = Annotated[UserRecord, Depends(account_in_question)]
+
+
 async def owned_plan(plan_id: str, user: CurrentUser, runtime: RuntimeDep) -> PlanIndexRow:
     """The caller's plan, or 404 - also when it exists but is someone else's."""
     try:
@@ -73,11 +108,15 @@ IdempotencyKey = Annotated[
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)]
 
 __all__ = [
+    "AccountInQuestion",
+    "CurrentAdmin",
     "CurrentUser",
     "IdempotencyKey",
     "LastEventId",
     "OwnedPlan",
     "RuntimeDep",
+    "account_in_question",
+    "current_admin",
     "current_user",
     "get_runtime",
     "owned_plan",

@@ -70,6 +70,11 @@ def unauthorized(detail: str, *, invalid_token: bool = True) -> ApiProblem:
     )
 
 
+def forbidden(detail: str) -> ApiProblem:
+    """403: who the caller is is known, and it is not allowed (401 is for unknown callers)."""
+    return ApiProblem(403, "Forbidden", detail, kind="forbidden")
+
+
 def not_found(what: str = "plan") -> ApiProblem:
     # The same answer whether the plan does not exist or belongs to someone else (BOLA).
     return ApiProblem(404, "Not Found", f"{what} not found", kind="not-found")

@@ -66,6 +66,8 @@ class UserOut(BaseModel):
     username: str
     subscription_tier: str
     is_active: bool
+    role: Literal["user", "admin"] = "user"
+    """`admin` may read and set anyone's budget; granted only by an operator."""
     created_at: datetime
     last_login_at: datetime | None = None
 
@@ -181,6 +183,19 @@ class PlanOut(BaseModel):
     ] = None
     cost_status: Literal["ok", "unavailable", "not_requested"] = "not_requested"
     """`unavailable`: the ledger did not answer in time, so total_cost_usd is left out."""
+
+
+# --- costs ------------------------------------------------------------------------------
+
+CapUsd = Annotated[Decimal | None, Field(ge=0, max_digits=14, decimal_places=4)]
+
+
+class BudgetBody(Body):
+    """PUT /costs/budget: the caps to change, in USD ("2.50" or 2.5). A field left out keeps
+    its current setting; null returns it to the tier's default."""
+
+    daily_cap_usd: CapUsd = None
+    monthly_cap_usd: CapUsd = None
 
 
 class PlanPage(BaseModel):

@@ -39,6 +39,7 @@ def user_out(user: UserRecord) -> UserOut:
         username=user.username,
         subscription_tier=user.subscription_tier,
         is_active=user.is_active,
+        role="admin" if user.is_admin else "user",
         created_at=user.created_at,
         last_login_at=user.last_login_at,
     )
