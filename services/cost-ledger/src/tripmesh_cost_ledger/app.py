@@ -13,12 +13,16 @@ from tripmesh_kit.logging import get_logger
 from tripmesh_kit.ops import nats_check, ops_router
 from tripmesh_kit.pg import apply_migrations, load_migrations, make_pool, pg_check
 
+from tripmesh_cost_ledger.alerts_store import AlertStore
+from tripmesh_cost_ledger.budget_queries import BudgetQueries
 from tripmesh_cost_ledger.handlers import register_handlers
 from tripmesh_cost_ledger.ingest import BatchIngestor
 from tripmesh_cost_ledger.puller import UsagePuller
 from tripmesh_cost_ledger.queries import LedgerQueries
+from tripmesh_cost_ledger.reservations import ReservationStore
 from tripmesh_cost_ledger.settings import Settings
 from tripmesh_cost_ledger.store import SCHEMA, LedgerStore
+from tripmesh_cost_ledger.sweeper import LedgerSweeper, publish_alerts
 
 log = get_logger(__name__)
 
@@ -39,13 +43,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     bus = Bus(broker)
     pool = make_pool(settings.database_url, name="cost-ledger", max_size=settings.db_pool_size)
-    store = LedgerStore(pool)
-    ingestor = BatchIngestor(store, bus)
-    queries = LedgerQueries(store, settings.tier_caps())
+    tier_caps = settings.tier_caps()
+    store = LedgerStore(pool, tier_caps=tier_caps, plan_cap_default=settings.plan_cap_usd)
+    reservations = ReservationStore(pool, tier_caps, settings.plan_cap_usd)
+    alerts = AlertStore(pool)
+    sweeper = LedgerSweeper(bus, reservations, alerts, interval_seconds=settings.sweep_interval_seconds)
+
+    async def publish_new_alerts() -> None:
+        await publish_alerts(bus, alerts, await alerts.unpublished())
+
+    ingestor = BatchIngestor(store, bus, on_alerts=publish_new_alerts)
+    queries = LedgerQueries(store, tier_caps)
+    budgets = BudgetQueries(reservations, alerts, tier_caps, settings.plan_cap_usd)
     puller = UsagePuller(
         ingestor, LEDGER_USAGE, batch_size=settings.batch_size, window_seconds=settings.batch_window_seconds
     )
-    register_handlers(broker, queries)
+    register_handlers(broker, queries, budgets)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -57,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await provision(bus.js)
             await broker.start()
             await puller.start(bus.js)
+            sweeper.start()
             log.info(
                 "cost_ledger_started",
                 batch_size=settings.batch_size,
@@ -66,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
             finally:
                 # drain: stop fetching, finish the batch in hand, then the in-flight requests
+                await sweeper.stop()
                 await puller.stop(settings.drain_timeout_seconds)
                 await broker.stop()
         finally:
@@ -88,4 +103,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.ingestor = ingestor
     app.state.puller = puller
+    app.state.reservations = reservations
+    app.state.sweeper = sweeper
     return app

@@ -73,6 +73,7 @@ class UsageRow:
     error: str | None
     reservation_id: str | None
     correlation_id: str | None
+    estimated: bool
     occurred_at: datetime
 
     @classmethod
@@ -97,6 +98,7 @@ class UsageRow:
             error=e.error,
             reservation_id=e.reservation_id,
             correlation_id=e.correlation_id,
+            estimated=e.estimated,
             occurred_at=as_utc(e.occurred_at),
         )
 
@@ -164,6 +166,19 @@ class Aggregates:
 
     daily: dict[tuple[str, date], Totals] = field(default_factory=dict)
     plans: dict[tuple[str, str], PlanTotals] = field(default_factory=dict)
+
+    def negated(self) -> Aggregates:
+        """The deltas that take these rows back out (an estimate replaced by the real event)."""
+        out = Aggregates()
+        for key, t in self.daily.items():
+            out.daily[key] = Totals(-t.calls, -t.prompt_tokens, -t.completion_tokens, -t.cost_usd)
+        for pkey, p in self.plans.items():
+            # first_at/last_at are the removed rows' own (already inside the stored span, so
+            # LEAST/GREATEST leave it as it was): the span of a plan's calls only ever widens
+            out.plans[pkey] = PlanTotals(
+                -p.calls, -p.prompt_tokens, -p.completion_tokens, -p.cost_usd, p.first_at, p.last_at
+            )
+        return out
 
     def merge(self, other: Aggregates) -> None:
         for key, totals in other.daily.items():

@@ -10,19 +10,29 @@ from faststream.nats import NatsBroker, NatsMessage
 from pydantic import ValidationError
 from tripmesh_contracts import subjects
 from tripmesh_contracts.rpc import (
+    AlertsReply,
+    AlertsRequest,
     BudgetCheckReply,
     BudgetCheckRequest,
+    BudgetGetRequest,
+    BudgetSetRequest,
+    BudgetView,
     CostSummaryReply,
     CostSummaryRequest,
     PlanCostsReply,
     PlanCostsRequest,
+    ReserveReply,
+    ReserveRequest,
     RpcError,
     RpcModel,
     RpcReply,
+    SettleReply,
+    SettleRequest,
 )
 from tripmesh_kit import pg
 from tripmesh_kit.logging import get_logger
 
+from tripmesh_cost_ledger.budget_queries import BudgetQueries
 from tripmesh_cost_ledger.queries import LedgerQueries
 
 log = get_logger(__name__)
@@ -58,7 +68,7 @@ async def answer(
     return reply_model(error=error).model_dump(mode="json")
 
 
-def register_handlers(broker: NatsBroker, queries: LedgerQueries) -> None:
+def register_handlers(broker: NatsBroker, queries: LedgerQueries, budgets: BudgetQueries) -> None:
     @broker.subscriber(subjects.SVC_LEDGER_SUMMARY, queue=QUEUE, max_workers=RPC_WORKERS)
     async def on_summary(msg: NatsMessage) -> dict[str, Any]:
         return await answer(msg.body, CostSummaryRequest, CostSummaryReply, queries.summary)
@@ -69,4 +79,29 @@ def register_handlers(broker: NatsBroker, queries: LedgerQueries) -> None:
 
     @broker.subscriber(subjects.SVC_LEDGER_BUDGET_CHECK, queue=QUEUE, max_workers=RPC_WORKERS)
     async def on_budget_check(msg: NatsMessage) -> dict[str, Any]:
-        return await answer(msg.body, BudgetCheckRequest, BudgetCheckReply, queries.budget_check)
+        async def check(req: BudgetCheckRequest) -> BudgetCheckReply:
+            await budgets.reservations.remember_tier(req.user_id, req.tier)
+            return await queries.budget_check(req)
+
+        return await answer(msg.body, BudgetCheckRequest, BudgetCheckReply, check)
+
+    # The runner's hot path: one reserve and one settle per LLM call attempt.
+    @broker.subscriber(subjects.SVC_LEDGER_RESERVE, queue=QUEUE, max_workers=RPC_WORKERS)
+    async def on_reserve(msg: NatsMessage) -> dict[str, Any]:
+        return await answer(msg.body, ReserveRequest, ReserveReply, budgets.reserve)
+
+    @broker.subscriber(subjects.SVC_LEDGER_SETTLE, queue=QUEUE, max_workers=RPC_WORKERS)
+    async def on_settle(msg: NatsMessage) -> dict[str, Any]:
+        return await answer(msg.body, SettleRequest, SettleReply, budgets.settle)
+
+    @broker.subscriber(subjects.SVC_LEDGER_BUDGET_GET, queue=QUEUE, max_workers=RPC_WORKERS)
+    async def on_budget_get(msg: NatsMessage) -> dict[str, Any]:
+        return await answer(msg.body, BudgetGetRequest, BudgetView, budgets.budget_get)
+
+    @broker.subscriber(subjects.SVC_LEDGER_BUDGET_SET, queue=QUEUE, max_workers=RPC_WORKERS)
+    async def on_budget_set(msg: NatsMessage) -> dict[str, Any]:
+        return await answer(msg.body, BudgetSetRequest, BudgetView, budgets.budget_set)
+
+    @broker.subscriber(subjects.SVC_LEDGER_ALERTS, queue=QUEUE, max_workers=RPC_WORKERS)
+    async def on_alerts(msg: NatsMessage) -> dict[str, Any]:
+        return await answer(msg.body, AlertsRequest, AlertsReply, budgets.alerts_for)

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -60,6 +60,7 @@ class BatchIngestor:
         replay: bool = False,
         is_store_outage: Callable[[BaseException], bool] = pg.is_store_outage,
         outage_give_up_after: float = 900.0,
+        on_alerts: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         if bus is None and not replay:
             raise ValueError("the live consumer needs a bus to dead-letter to")
@@ -69,6 +70,8 @@ class BatchIngestor:
         self.replay = replay
         self.is_store_outage = is_store_outage
         self.outage_give_up_after = outage_give_up_after
+        self.on_alerts = on_alerts
+        """Publishes the alerts a batch raised, after its commit (the sweeper retries)."""
         self.stats = IngestStats()
 
     async def handle(self, raws: Sequence[Msg]) -> None:
@@ -108,6 +111,11 @@ class BatchIngestor:
         self.stats.duplicates += result.duplicates
         metrics.EVENTS_INGESTED.inc(len(result.inserted))
         metrics.DUPLICATES.inc(result.duplicates)
+        if result.alerts and self.on_alerts is not None:
+            try:
+                await self.on_alerts()
+            except Exception as exc:  # committed in the outbox: the sweeper publishes it later
+                log.warning("cost_alert_publish_deferred", error=f"{type(exc).__name__}: {exc}"[:300])
 
     async def _through_outage(self, rows: Sequence[UsageRow]) -> None:
         await run_through_outage(

@@ -26,3 +26,22 @@ INGEST_SECONDS = Histogram(
     "Time to ingest one batch (decode, commit, ack), including waits through an outage",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
+RESERVATIONS = Counter(
+    "tripmesh_ledger_reservations_total",
+    "Budget reservations decided, by outcome (granted, denied) and the reason of a denial",
+    ["outcome", "reason"],
+)
+RESERVE_SECONDS = Histogram(
+    "tripmesh_ledger_reserve_seconds",
+    "Time to decide one reservation (lock, snapshot, insert, commit)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+RESERVATIONS_EXPIRED = Counter(
+    "tripmesh_ledger_reservations_expired_total",
+    "Unsettled reservations charged at their reserved maximum (estimated)",
+)
+ALERTS = Counter(
+    "tripmesh_ledger_cost_alerts_total",
+    "Cost alerts published, by scope (daily, monthly, plan) and threshold percent",
+    ["scope", "threshold"],
+)

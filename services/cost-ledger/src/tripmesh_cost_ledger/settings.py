@@ -10,6 +10,11 @@ cents, so $1/day is a handful of plans):
 | free    | $1        | $10         |
 | basic   | $5        | $50         |
 | premium | $10       | $200        |
+| enterprise | $50    | $1,000      |
+
+The seeds name free, basic and premium; issue #6 names enterprise too: all four exist.
+Each plan also has a cap (`COST_LEDGER_PLAN_CAP_USD`, the seeds' $1 per request), which a
+plan's own request may lower but never raise.
 
 An unknown tier gets the free tier's caps (the most restrictive: a typo never lifts a cap).
 """
@@ -50,9 +55,17 @@ class Settings(ServiceSettings):
     premium_daily_cap_usd: Decimal = Decimal("10")
     premium_monthly_cap_usd: Decimal = Decimal("200")
 
+    enterprise_daily_cap_usd: Decimal = Decimal("50")
+    enterprise_monthly_cap_usd: Decimal = Decimal("1000")
+    plan_cap_usd: Decimal | None = Field(default=Decimal("1"), ge=0)
+    """Default LLM spend cap per plan (None: no plan cap, only the user's)."""
+    sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    """How often unsettled reservations past expiry are charged and unpublished alerts sent."""
+
     def tier_caps(self) -> dict[str, Caps]:
         return {
             "free": Caps(self.free_daily_cap_usd, self.free_monthly_cap_usd),
             "basic": Caps(self.basic_daily_cap_usd, self.basic_monthly_cap_usd),
             "premium": Caps(self.premium_daily_cap_usd, self.premium_monthly_cap_usd),
+            "enterprise": Caps(self.enterprise_daily_cap_usd, self.enterprise_monthly_cap_usd),
         }

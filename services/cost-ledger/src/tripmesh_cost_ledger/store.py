@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,6 +20,9 @@ import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
+from tripmesh_cost_ledger.accounting import SCHEMA as SCHEMA
+from tripmesh_cost_ledger.accounting import account_reservations, raise_alerts, table
+from tripmesh_cost_ledger.budgeting import AlertCandidate
 from tripmesh_cost_ledger.domain import (
     COLUMNS,
     ZERO,
@@ -31,7 +34,6 @@ from tripmesh_cost_ledger.domain import (
     unique_in_order,
 )
 
-SCHEMA = "ledger"
 DERIVED_TABLES = ("usage_events", "user_daily_totals", "plan_totals")
 """Everything a replay of the USAGE stream rebuilds (budgets are configuration: kept)."""
 
@@ -44,13 +46,13 @@ _COLUMN_TYPES = {
     "cost_usd": "numeric",
     "cache_hit": "bool",
     "success": "bool",
+    "estimated": "bool",
     "occurred_at": "timestamptz",
 }
 _LOCK_CONFLICTS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 
-def _table(name: str) -> sql.Composed:
-    return sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(name))
+_table = table
 
 
 def _cols(names: Sequence[str]) -> sql.Composed:
@@ -95,6 +97,9 @@ _UPSERT_PLANS = sql.SQL(
 class IngestResult:
     inserted: list[UsageRow]
     duplicates: int
+    replaced_estimates: list[UsageRow] = field(default_factory=list)
+    alerts: list[AlertCandidate] = field(default_factory=list)
+    """Raised by this batch (committed, not yet published)."""
 
 
 @dataclass(frozen=True)
@@ -111,11 +116,20 @@ def day_start(day: date) -> datetime:
 
 class LedgerStore:
     def __init__(
-        self, pool: AsyncConnectionPool[Any], *, ingest_timeout: float = 5.0, query_timeout: float = 3.0
+        self,
+        pool: AsyncConnectionPool[Any],
+        *,
+        ingest_timeout: float = 5.0,
+        query_timeout: float = 3.0,
+        tier_caps: dict[str, Caps] | None = None,
+        plan_cap_default: Decimal | None = None,
     ) -> None:
         self.pool = pool
         self.ingest_timeout = ingest_timeout
         self.query_timeout = query_timeout
+        self.tier_caps = tier_caps
+        """None: no alerts are raised (tools that only replay history)."""
+        self.plan_cap_default = plan_cap_default
 
     # --- writes -----------------------------------------------------------------------------
 
@@ -129,8 +143,15 @@ class LedgerStore:
             try:
                 async with self.pool.connection(timeout=self.ingest_timeout) as conn, conn.transaction():
                     inserted = await self._insert_rows(conn, unique)
-                    await self._add_totals(conn, aggregate(inserted))
-                return IngestResult(inserted, duplicates=len(rows) - len(inserted))
+                    replaced = await account_reservations(conn, inserted)
+                    delta = aggregate(inserted)
+                    if replaced:
+                        delta.merge(aggregate(replaced).negated())
+                    await self._add_totals(conn, delta)
+                    alerts = []
+                    if self.tier_caps is not None:
+                        alerts = await raise_alerts(conn, delta, self.tier_caps, self.plan_cap_default)
+                return IngestResult(inserted, len(rows) - len(inserted), replaced, alerts)
             except _LOCK_CONFLICTS:
                 if attempt == 4:
                     raise
