@@ -89,3 +89,18 @@ def test_cache_retry_and_local_latency_names(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("AGENT_RUNNER_CACHE_BUCKET", "not a bucket name")
     with pytest.raises(ValueError, match="cache_bucket"):
         Settings()
+
+
+def test_budget_enforcement_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = Settings()
+    assert defaults.budget_enforced and defaults.reservation_ttl_seconds is None
+    assert defaults.ledger_timeout_seconds > 0 and defaults.ledger_attempts >= 1
+    monkeypatch.setenv("AGENT_RUNNER_BUDGET_ENFORCED", "false")
+    monkeypatch.setenv("AGENT_RUNNER_RESERVATION_TTL_SECONDS", "120")
+    monkeypatch.setenv("AGENT_RUNNER_LEDGER_TIMEOUT_SECONDS", "0.5")
+    monkeypatch.setenv("AGENT_RUNNER_LEDGER_ATTEMPTS", "4")
+    monkeypatch.setenv("AGENT_RUNNER_LOCAL_INPUT_PRICE_PER_1K", "0.01")
+    settings = Settings()
+    assert not settings.budget_enforced and settings.reservation_ttl_seconds == 120
+    assert (settings.ledger_timeout_seconds, settings.ledger_attempts) == (0.5, 4)
+    assert settings.local_price().input_per_1k == Decimal("0.01")
