@@ -48,3 +48,7 @@ clean-data: ## Delete the local state of `make up` (.tripmesh/)
 bench-runners: install ## agent-runner: LLM transport at concurrency, then plans/s for 1, 2, 4 replicas (500 ms stub model) -> reports/bench/
 	$(UV) run --frozen python bench/runners/transport.py --seconds 10
 	$(UV) run --frozen python bench/runners/measure.py --replicas 1,2,4,1 --in-flight 32 --latency-ms 500
+
+.PHONY: bench-ledger
+bench-ledger: install ## cost-ledger: replay 1,000,000 usage events through the service, fresh then duplicates (exact totals checked) -> reports/bench/
+	$(UV) run --frozen python bench/ledger/replay.py --events 1000000
