@@ -37,7 +37,12 @@ async def emit_outcome(
     ok = row["status"] == "completed"
     data: dict[str, Any] = {"job_id": row["job_id"], "attempt": row["attempt"], "round": row["round"]}
     if not ok:
-        data["reason"] = row["error"]
+        data["error_kind"] = row["error_kind"]
+        if row["error_kind"] == domain.BUDGET_EXHAUSTED:
+            # the ledger refused the agent's next LLM call: say that, and keep its words
+            data["reason"], data["detail"] = domain.BUDGET_EXHAUSTED, row["error"]
+        else:
+            data["reason"] = row["error"]
     await rt.emitter.emit(
         run,
         EventKind.AGENT_COMPLETED if ok else EventKind.AGENT_FAILED,

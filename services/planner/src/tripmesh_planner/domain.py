@@ -19,6 +19,9 @@ from tripmesh_planner.itinerary import normalize_itinerary
 
 OK = "ok"
 DEGRADED = "degraded"
+BUDGET_EXHAUSTED = "budget_exhausted"
+"""`AgentResult.error_kind` when the ledger refused the agent's next LLM call (the plan's or
+the user's LLM spend cap is reached): the section's reason, and the plan ends partial."""
 MAX_TRIP_DAYS = 90
 
 # --- deterministic ids ---------------------------------------------------------------------
@@ -214,16 +217,35 @@ def tighter_constraints(next_round: int, overrun: float) -> dict[str, Any]:
 SECTION_AGENTS: tuple[AgentName, ...] = STAGE_INPUTS[Stage.PLANNING]
 
 
+def is_budget_exhausted(outcome: dict[str, Any] | None) -> bool:
+    return bool(outcome) and outcome is not None and outcome.get("error_kind") == BUDGET_EXHAUSTED
+
+
+def budget_exhausted_agents(outcomes: dict[str, dict[str, Any]]) -> list[str]:
+    return sorted(agent for agent, outcome in outcomes.items() if is_budget_exhausted(outcome))
+
+
 def final_status(
     outcomes: dict[str, dict[str, Any]],
     ended: str | None = None,
     end_reason: str | None = None,
 ) -> tuple[PlanStatus, str | None]:
-    """completed / partial (some section degraded) / failed (planning failed) / cancelled."""
+    """completed / partial (some section degraded) / failed (planning failed) / cancelled.
+
+    A run stopped by the LLM budget ends partial - whatever ran is kept, even when the
+    planning agent itself was refused (the itinerary is then the planner's day skeleton) -
+    with a reason that says so: spending more is the user's call, not a failure to retry."""
     if ended == PlanStatus.CANCELLED:
         return PlanStatus.CANCELLED, end_reason or "cancelled"
     if ended == PlanStatus.FAILED:
         return PlanStatus.FAILED, end_reason or "failed"
+    exhausted = budget_exhausted_agents(outcomes)
+    if exhausted:
+        degraded = [a.value for a in SECTION_AGENTS if not is_ok(outcomes.get(a.value))]
+        reason = f"LLM budget exhausted ({', '.join(exhausted)} not run to the end)"
+        if degraded:
+            reason += "; degraded sections: " + ", ".join(degraded)
+        return PlanStatus.PARTIAL, reason
     planning = outcomes.get(AgentName.PLANNING.value)
     if not is_ok(planning):
         reason = (planning or {}).get("reason") or "no itinerary"
@@ -242,6 +264,9 @@ def build_sections(outcomes: dict[str, dict[str, Any]]) -> dict[str, dict[str, A
             sections[agent.value] = {"status": DEGRADED, "reason": "not run"}
         elif is_ok(outcome):
             sections[agent.value] = {**(outcome.get("output") or {}), "status": OK}
+        elif is_budget_exhausted(outcome):
+            detail = outcome.get("reason")  # the ledger's: plan_cap_reached, daily_cap_reached...
+            sections[agent.value] = {"status": DEGRADED, "reason": BUDGET_EXHAUSTED, "detail": detail}
         else:
             sections[agent.value] = {"status": DEGRADED, "reason": outcome.get("reason") or "failed"}
     return sections
@@ -272,6 +297,20 @@ def build_plan_data(
         "summary": summary,
         "budget": budget,
     }
+
+
+def end_data(outcomes: dict[str, dict[str, Any]], status: PlanStatus) -> dict[str, Any]:
+    """What the terminal event adds about why a run ended partial (the message says it too)."""
+    if status is not PlanStatus.PARTIAL:
+        return {}
+    data: dict[str, Any] = {
+        "degraded": [a.value for a in SECTION_AGENTS if not is_ok(outcomes.get(a.value))],
+    }
+    exhausted = budget_exhausted_agents(outcomes)
+    if exhausted:
+        data["reason"] = BUDGET_EXHAUSTED
+        data["budget_exhausted"] = exhausted
+    return data
 
 
 def default_summary(request: PlanRequest, itinerary: list[dict[str, Any]]) -> str:

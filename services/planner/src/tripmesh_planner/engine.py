@@ -60,6 +60,8 @@ def initial_state(plan: PlanRow, run: RunRow, parent: RunRow | None) -> dict[str
         "ended": None,
         "end_reason": None,
         "timings": {},
+        # text, not Decimal: the checkpoint serializer keeps it as it is; None = the ledger's default
+        "llm_cap_usd": None if plan.plan_budget_usd is None else str(plan.plan_budget_usd),
     }
 
 

@@ -63,6 +63,9 @@ class RunState(TypedDict, total=False):
     ended: str | None
     end_reason: str | None
     timings: Annotated[dict[str, dict[str, Any]], merge_nested]
+    llm_cap_usd: str | None
+    """The plan's LLM spend cap for the ledger (AgentJob.llm_cap_usd). Runs checkpointed
+    before it existed have no such key: read with state.get (None = the ledger's default)."""
 
 
 Node = Callable[[RunState], Awaitable[dict[str, Any]]]
@@ -139,6 +142,7 @@ def build_graph(
                     context=context,
                     constraints=state.get("constraints", {}),
                     deadline=now + timedelta(seconds=rt.settings.deadline_for(agent)),
+                    llm_cap_usd=state.get("llm_cap_usd"),
                 )
                 for agent in STAGE_AGENTS[stage]
             ]
@@ -267,7 +271,7 @@ def build_graph(
             percentage=done,
             message=stored["status_reason"],
             move_plan=False,
-            data={"version": run.version},
+            data={"version": run.version, **domain.end_data(outcomes, status)},
         )
         await rt.store.mark_announced(run.run_id)
         metrics.RUNS_FINISHED.labels(status=status.value).inc()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -31,6 +32,8 @@ class PlanRow:
     current_version: int
     last_version: int
     deleted: bool
+    plan_budget_usd: Decimal | None = None
+    """The plan's own LLM spend cap (PlanCreate.plan_budget_usd); every job carries it."""
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> PlanRow:
@@ -42,6 +45,7 @@ class PlanRow:
             row["current_version"],
             row["last_version"],
             row["deleted_at"] is not None,
+            row.get("plan_budget_usd"),
         )
 
 

@@ -236,3 +236,47 @@ def test_a_revision_reuses_research_only_when_its_inputs_did_not_change() -> Non
     assert domain.reusable_agents(Stage.RESEARCH, more_people, before, None) == [AgentName.WEATHER]
     later = {**before, "start_date": "2026-06-01", "end_date": "2026-06-03"}
     assert domain.reusable_agents(Stage.RESEARCH, later, before, None) == []
+
+
+def exhausted(agent: str, detail: str = "plan_cap_reached") -> dict[str, Any]:
+    return {**degraded(agent, detail), "error_kind": "budget_exhausted"}
+
+
+def test_a_budget_exhausted_agent_ends_the_plan_partial_and_says_why() -> None:
+    outcomes = all_ok(activity=exhausted("activity"), budget=exhausted("budget"))
+    status, reason = domain.final_status(outcomes)
+    assert status is PlanStatus.PARTIAL
+    assert (
+        reason
+        == "LLM budget exhausted (activity, budget not run to the end); degraded sections: activity, budget"
+    )
+    sections = domain.build_sections(outcomes)
+    assert sections["activity"] == {
+        "status": "degraded",
+        "reason": "budget_exhausted",
+        "detail": "plan_cap_reached",
+    }
+    assert sections["weather"]["status"] == "ok"
+    assert domain.end_data(outcomes, status) == {
+        "degraded": ["activity", "budget"],
+        "reason": "budget_exhausted",
+        "budget_exhausted": ["activity", "budget"],
+    }
+
+
+def test_a_budget_exhausted_planning_agent_still_ends_partial_with_the_day_skeleton() -> None:
+    outcomes = all_ok(planning=exhausted("planning", "daily_cap_reached"))
+    status, reason = domain.final_status(outcomes)
+    assert (status, reason) == (PlanStatus.PARTIAL, "LLM budget exhausted (planning not run to the end)")
+    data = domain.build_plan_data(request(days=3), outcomes, status)
+    assert len(data["itinerary"]) == 3 and all(day["filled"] for day in data["itinerary"])
+    # any other planning failure still fails the plan
+    failed = all_ok(planning={**degraded("planning", "bad json"), "error_kind": "invalid_output"})
+    assert domain.final_status(failed)[0] is PlanStatus.FAILED
+
+
+def test_end_data_says_nothing_for_a_complete_plan_and_lists_degraded_sections_of_a_partial_one() -> None:
+    assert domain.end_data(all_ok(), PlanStatus.COMPLETED) == {}
+    assert domain.end_data(all_ok(weather=degraded("weather")), PlanStatus.PARTIAL) == {
+        "degraded": ["weather"]
+    }
