@@ -35,6 +35,7 @@ from tripmesh_devstack.nats import NatsServer
 from tripmesh_devstack.postgres import run_psql
 from tripmesh_devstack.testing import database_url_for
 from tripmesh_gateway.app import create_app
+from tripmesh_gateway.events import user_events_filter
 from tripmesh_gateway.settings import Settings
 
 PASSWORD = "a-long-enough-passphrase"
@@ -183,6 +184,7 @@ async def users(client: httpx.AsyncClient, js: JetStreamContext) -> AsyncIterato
             with contextlib.suppress(NotFoundError):
                 await js.delete_msg(streams.PLAN_COMMANDS.name, msg.seq)
         await js.purge_stream(streams.PLAN_EVENTS.name, subject=subjects.plan_events_filter(user_id))
+        await js.purge_stream(streams.PLAN_EVENTS.name, subject=user_events_filter(user_id))
 
 
 Handler = Callable[[dict[str, Any]], Awaitable[RpcModel] | RpcModel]

@@ -36,3 +36,10 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setenv("GATEWAY_DATABASE_URL", "postgresql://own-role/db")
     assert Settings().database_url == "postgresql://own-role/db"  # the service's own DSN wins
+
+
+def test_admin_emails_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GATEWAY_ADMIN_EMAILS", raising=False)
+    assert Settings().admin_emails == []
+    monkeypatch.setenv("GATEWAY_ADMIN_EMAILS", " ops@example.com, ,Boss@Example.com ")
+    assert Settings().admin_emails == ["ops@example.com", "Boss@Example.com"]
