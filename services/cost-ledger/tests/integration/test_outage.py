@@ -27,7 +27,8 @@ from tripmesh_kit.pg import make_pool
 pytestmark = pytest.mark.integration
 
 MakeUsage = Callable[..., UsageEvent]
-OUTAGE_SECONDS = 12.0
+OUTAGE_SECONDS = 30.0
+"""Issue #6: Postgres stopped for 30 s while usage keeps arriving."""
 
 
 async def dlq_count(bus: Bus) -> int:
@@ -37,14 +38,14 @@ async def dlq_count(bus: Bus) -> int:
 async def test_postgres_outage_pauses_ingest_and_it_catches_up(
     ledger_nats_url: str, stoppable_postgres: Any, start_ledger: Any, make_usage: MakeUsage
 ) -> None:
-    events = [make_usage(f"user-{i % 4}", plan_id=f"plan-{i % 6}", cost="0.001") for i in range(600)]
+    events = [make_usage(f"user-{i % 4}", plan_id=f"plan-{i % 6}", cost="0.001") for i in range(1500)]
     async with start_ledger(ledger_nats_url, stoppable_postgres.url) as ledger:
 
         async def publish_steadily() -> None:
             for i, event in enumerate(events):
                 await ledger.publish(event)
                 if i % 20 == 0:
-                    await asyncio.sleep(0.1)  # ~3 s of traffic, spanning the outage
+                    await asyncio.sleep(0.4)  # ~30 s of traffic (50 events/s), through the outage
 
         publisher = asyncio.create_task(publish_steadily())
         await ledger.wait_until(lambda: _has_events(ledger))
