@@ -26,6 +26,7 @@ from tripmesh_contracts.rpc import (
     SettleRequest,
 )
 from tripmesh_cost_ledger.app import migrate
+from tripmesh_cost_ledger.rebuild import rebuild
 from tripmesh_cost_ledger.reservations import DueReservation, ReservationStore
 from tripmesh_cost_ledger.settings import Settings
 from tripmesh_cost_ledger.sweeper import estimate_event
@@ -178,6 +179,12 @@ async def test_an_unsettled_reservation_is_charged_then_replaced_by_the_real_eve
         await ledger.wait_until(lambda: has_event(ledger, marker.id))
         assert await daily_spent(ledger, user) == Decimal("0.12")
         assert await open_reservations(ledger, user) == 0
+
+        # the stream holds estimate, real event, late estimate: a replay ends the same way
+        before = await ledger.state()
+        for batch_size in (1, 500):  # one event per transaction, and all of them in one
+            await rebuild(ledger.settings.database_url, ledger.settings.nats_url, batch_size=batch_size)
+            assert await ledger.state() == before
 
 
 async def has_event(ledger: Any, event_id: str) -> bool:
