@@ -38,7 +38,7 @@ from tripmesh_agent_runner.domain import (
     result_from_outcome,
 )
 from tripmesh_agent_runner.ledger_client import LedgerClient, LedgerUnavailable
-from tripmesh_agent_runner.llm.base import CallConfig, LlmClient
+from tripmesh_agent_runner.llm.base import LlmClient
 from tripmesh_agent_runner.plan_status import PlanStatusBoard
 from tripmesh_agent_runner.settings import AgentConfig, Settings
 from tripmesh_agent_runner.tools.registry import ToolRegistry
@@ -78,7 +78,7 @@ class JobRunner:
     engine: EngineFn = run_agent
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
-    def config_for(self, agent: AgentName) -> CallConfig:
+    def config_for(self, agent: AgentName) -> AgentConfig:
         return self.settings.agent_config(agent)
 
     async def run_job(self, job: AgentJob, delivery: Delivery) -> AgentResult:
@@ -125,7 +125,7 @@ class JobRunner:
             return failed_result(
                 job, error=f"plan run {status} before the job ran", error_kind=ErrorKind.CANCELLED
             )
-        config = self.settings.agent_config(job.agent)
+        config = self.config_for(job.agent)
         observer: CallObserver = UsagePublisher(self.bus, delivery, self._reserver(config, delivery))
         try:
             outcome = await self.engine(job, self.llm, self.tools, config=config, observer=observer)
