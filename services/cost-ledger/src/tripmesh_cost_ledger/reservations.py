@@ -26,6 +26,7 @@ from tripmesh_cost_ledger.budgeting import Decision, Exposure, Limits, plan_cap,
 from tripmesh_cost_ledger.domain import ZERO, Caps, effective_caps, month_bounds
 
 _SNAPSHOT = sql.SQL(
+    # one statement, so one snapshot: spend and holds are read at the same instant
     "WITH held AS (SELECT"
     "  COALESCE(sum(COALESCE(actual_usd, amount_usd)) FILTER (WHERE day = %(day)s), 0) AS day_held,"
     "  COALESCE(sum(COALESCE(actual_usd, amount_usd)) FILTER (WHERE day BETWEEN %(m1)s AND %(m2)s), 0)"
@@ -34,10 +35,17 @@ _SNAPSHOT = sql.SQL(
     "  FROM {res} WHERE user_id = %(user)s AND granted AND accounted_at IS NULL),"
     " spent AS (SELECT COALESCE(sum(cost_usd) FILTER (WHERE day = %(day)s), 0) AS day_spent,"
     "  COALESCE(sum(cost_usd), 0) AS month_spent"
-    "  FROM {daily} WHERE user_id = %(user)s AND day BETWEEN %(m1)s AND %(m2)s)"
+    "  FROM {daily} WHERE user_id = %(user)s AND day BETWEEN %(m1)s AND %(m2)s),"
+    # the plan's cap: the lowest ever asked for (a data-modifying CTE: its RETURNING is the
+    # new value; no row when the request names no plan or no cap applies)
+    " cap AS (INSERT INTO {caps} AS c (user_id, plan_id, cap_usd)"
+    "  SELECT %(user)s, %(plan)s::text, %(plan_cap)s::numeric"
+    "  WHERE %(plan)s::text IS NOT NULL AND %(plan_cap)s::numeric IS NOT NULL"
+    "  ON CONFLICT (user_id, plan_id) DO UPDATE SET cap_usd = LEAST(c.cap_usd, EXCLUDED.cap_usd)"
+    "  RETURNING cap_usd)"
     " SELECT spent.day_spent, spent.month_spent, held.day_held, held.month_held, held.plan_held,"
     "  (SELECT cost_usd FROM {plans} WHERE user_id = %(user)s AND plan_id = %(plan)s),"
-    "  (SELECT cap_usd FROM {caps} WHERE user_id = %(user)s AND plan_id = %(plan)s),"
+    "  (SELECT cap_usd FROM cap),"
     "  b.tier, b.daily_cap_usd, b.monthly_cap_usd"
     " FROM spent CROSS JOIN held LEFT JOIN {budgets} b ON b.user_id = %(user)s"
 ).format(
@@ -46,6 +54,15 @@ _SNAPSHOT = sql.SQL(
     plans=table("plan_totals"),
     caps=table("plan_caps"),
     budgets=table("budgets"),
+)
+_INSERT = sql.SQL(
+    "INSERT INTO {} (reservation_id, user_id, plan_id, agent, model, amount_usd, granted,"
+    " reason, state, day, created_at, expires_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (reservation_id) DO NOTHING RETURNING reservation_id"
+).format(table("reservations"))
+_EARLIER = sql.SQL("SELECT granted, reason, expires_at FROM {} WHERE reservation_id = %s").format(
+    table("reservations")
 )
 
 
@@ -105,27 +122,10 @@ class ReservationStore:
         cap_for_plan = plan_cap(self.plan_cap_default, req.plan_cap_usd) if req.plan_id else None
         async with self.pool.connection(timeout=self.timeout) as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (user_lock_key(req.user_id),))
-            cur = await conn.execute(
-                sql.SQL("SELECT granted, reason, expires_at FROM {} WHERE reservation_id = %s").format(
-                    table("reservations")
-                ),
-                (req.reservation_id,),
-            )
-            if earlier := await cur.fetchone():
-                return Reservation(earlier[0], earlier[1], None, earlier[2])
-            if req.plan_id and cap_for_plan is not None:
-                await conn.execute(
-                    sql.SQL(
-                        "INSERT INTO {t} AS c (user_id, plan_id, cap_usd) VALUES (%s, %s, %s)"
-                        " ON CONFLICT (user_id, plan_id)"
-                        " DO UPDATE SET cap_usd = LEAST(c.cap_usd, EXCLUDED.cap_usd)"
-                    ).format(t=table("plan_caps")),
-                    (req.user_id, req.plan_id, cap_for_plan),
-                )
             params = {"user": req.user_id, "plan": req.plan_id, "day": day, "m1": m1, "m2": m2}
-            cur = await conn.execute(_SNAPSHOT, params)
+            cur = await conn.execute(_SNAPSHOT, params | {"plan_cap": cap_for_plan})
             row = await cur.fetchone()
-            assert row is not None  # an aggregate over CROSS JOIN of two aggregates: one row
+            assert row is not None  # aggregates over a CROSS JOIN of two aggregates: one row
             day_spent, month_spent, day_held, month_held, plan_held, plan_spent, stored_cap = row[:7]
             caps = effective_caps(row[7] or "free", self.tier_caps, Caps(row[8], row[9]))
             limits = Limits(caps.daily_usd, caps.monthly_usd, stored_cap if req.plan_id else None)
@@ -139,14 +139,15 @@ class ReservationStore:
             expires_at = now + timedelta(seconds=req.ttl_seconds)
             state = "held" if decision.granted else "denied"
             values = (req.reservation_id, req.user_id, req.plan_id, req.agent, req.model, req.amount_usd)
-            await conn.execute(
-                sql.SQL(
-                    "INSERT INTO {} (reservation_id, user_id, plan_id, agent, model, amount_usd, granted,"
-                    " reason, state, day, created_at, expires_at)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                ).format(table("reservations")),
-                (*values, decision.granted, decision.reason, state, day, now, expires_at),
+            cur = await conn.execute(
+                _INSERT, (*values, decision.granted, decision.reason, state, day, now, expires_at)
             )
+            if await cur.fetchone() is None:
+                # asked before (a retried request): the first decision stands, nothing more is held
+                cur = await conn.execute(_EARLIER, (req.reservation_id,))
+                earlier = await cur.fetchone()
+                assert earlier is not None
+                return Reservation(earlier[0], earlier[1], None, earlier[2])
         return Reservation(decision.granted, decision.reason, decision.remaining, expires_at)
 
     async def settle(self, reservation_id: str, user_id: str, actual: Decimal) -> tuple[bool, str]:
@@ -223,7 +224,7 @@ class ReservationStore:
 
     async def user_budget(self, user_id: str, today: date) -> UserBudget:
         m1, m2 = month_bounds(today)
-        params = {"user": user_id, "plan": None, "day": today, "m1": m1, "m2": m2}
+        params = {"user": user_id, "plan": None, "plan_cap": None, "day": today, "m1": m1, "m2": m2}
         async with self.pool.connection(timeout=self.timeout) as conn:
             cur = await conn.execute(_SNAPSHOT, params)
             row = await cur.fetchone()
