@@ -19,6 +19,7 @@ from tripmesh_gateway import asyncapi
 from tripmesh_gateway.admin import grant_admins
 from tripmesh_gateway.api.errors import install_error_handlers
 from tripmesh_gateway.api.routes import auth, budgets, costs, events, plans, search
+from tripmesh_gateway.api.routes import sharing as plan_sharing
 from tripmesh_gateway.http_metrics import HttpMetricsMiddleware
 from tripmesh_gateway.rpc import RpcClient
 from tripmesh_gateway.runtime import Runtime
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, plans, events, costs, budgets, search):
         api.include_router(module.router)
+    api.include_router(plan_sharing.router)
     app.include_router(api)
     app.include_router(
         ops_router(

@@ -19,16 +19,17 @@ from tripmesh_contracts import (
     stable_id,
     subjects,
 )
-from tripmesh_contracts.rpc import (
-    PlanVersionReply,
-    PlanVersionRequest,
-    PlanVersionsReply,
-    PlanVersionsRequest,
-    PlanVersionView,
-)
+from tripmesh_contracts.rpc import PlanVersionView
 
 from tripmesh_gateway.api.deps import CurrentUser, IdempotencyKey, OwnedPlan, RuntimeDep
 from tripmesh_gateway.api.errors import ApiProblem, field_errors, not_found, validation_problem
+from tripmesh_gateway.api.plan_access import (
+    ReadablePlan,
+    plan_version,
+    plan_versions,
+    shared_plan,
+    shared_plans_page,
+)
 from tripmesh_gateway.api.schemas import (
     Accepted,
     CancelBody,
@@ -39,9 +40,9 @@ from tripmesh_gateway.api.schemas import (
     PlanUpdateBody,
     VersionList,
 )
+from tripmesh_gateway.api.sharing_schemas import SharedPlanOut, SharedPlanPage
 from tripmesh_gateway.commands import accept_plan, send_command
 from tripmesh_gateway.domain import FieldError, command_message_id, resolve_places
-from tripmesh_gateway.rpc import ServiceError
 from tripmesh_gateway.store import PlanIndexRow
 from tripmesh_gateway.views import get_plan, list_plans, plan_out, planner_view, stored_request
 
@@ -127,19 +128,28 @@ async def create_plan(
     return plan_out(acceptance.row, None)
 
 
-@router.get("", response_model=PlanPage, responses=PROBLEMS)
+@router.get("", response_model=PlanPage | SharedPlanPage, responses=PROBLEMS)
 async def list_my_plans(
     user: CurrentUser,
     runtime: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> PlanPage:
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    shared: Annotated[
+        bool, Query(description="true: the plans others shared with you (read-only, no costs) instead")
+    ] = False,
+) -> PlanPage | SharedPlanPage:
+    """Your plans, newest first; with `shared=true` the plans shared with you, newest share first."""
+    if shared:
+        return await shared_plans_page(runtime, user.id, limit, offset)
     return await list_plans(runtime, user.id, limit, offset)
 
 
-@router.get("/{plan_id}", response_model=PlanOut, responses=PROBLEMS)
-async def read_plan(row: OwnedPlan, runtime: RuntimeDep) -> PlanOut:
-    plan = await get_plan(runtime, row)
+@router.get("/{plan_id}", response_model=PlanOut | SharedPlanOut, responses=PROBLEMS)
+async def read_plan(access: ReadablePlan, runtime: RuntimeDep) -> PlanOut | SharedPlanOut:
+    """Yours (with costs), or shared with you (SharedPlanOut: read-only, no costs)."""
+    if not access.is_owner:
+        return await shared_plan(runtime, access.row)
+    plan = await get_plan(runtime, access.row)
     if plan is None:
         raise not_found()
     return plan
@@ -251,29 +261,12 @@ async def delete_plan(row: OwnedPlan, runtime: RuntimeDep) -> Response:
 
 
 @router.get("/{plan_id}/versions", response_model=VersionList, responses=PROBLEMS)
-async def list_versions(row: OwnedPlan, runtime: RuntimeDep) -> VersionList:
-    try:
-        reply = await runtime.rpc.call(
-            subjects.SVC_PLANNER_VERSIONS,
-            PlanVersionsRequest(user_id=row.user_id, plan_id=row.plan_id),
-            PlanVersionsReply,
-        )
-    except ServiceError as exc:
-        if exc.error.status == 404:  # accepted, not stored by the planner yet: no versions
-            return VersionList(items=[])
-        raise
-    return VersionList(items=reply.items)
+async def list_versions(access: ReadablePlan, runtime: RuntimeDep) -> VersionList:
+    return await plan_versions(runtime, access.row, redact=not access.is_owner)
 
 
 @router.get("/{plan_id}/versions/{version}", response_model=PlanVersionView, responses=PROBLEMS)
 async def read_version(
-    row: OwnedPlan, runtime: RuntimeDep, version: Annotated[int, Path(ge=1)]
+    access: ReadablePlan, runtime: RuntimeDep, version: Annotated[int, Path(ge=1, le=1_000_000)]
 ) -> PlanVersionView:
-    reply = await runtime.rpc.call(
-        subjects.SVC_PLANNER_VERSION,
-        PlanVersionRequest(user_id=row.user_id, plan_id=row.plan_id, version=version),
-        PlanVersionReply,
-    )
-    if reply.version is None:
-        raise ApiProblem(404, "Not Found", f"version {version} not found", kind="not-found")
-    return reply.version
+    return await plan_version(runtime, access.row, version, redact=not access.is_owner)

@@ -1,17 +1,27 @@
 """Similar plans and free-text search, from vector-sync (svc.vectors.*), always scoped to the
-caller: user_id comes from the token, and hits are checked against the caller's own plans."""
+caller: user_id comes from the token, and hits are checked against the caller's own plans.
+Search also finds plans shared with the caller whose owner allowed it (`searchable` share):
+one tenant-filtered search per such owner, keeping only the shared plans' hits."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from tripmesh_contracts import PlanStatus, subjects
-from tripmesh_contracts.rpc import SearchFilters, SearchPlansRequest, SearchReply, SimilarPlansRequest
+from tripmesh_contracts.rpc import (
+    SearchFilters,
+    SearchHit,
+    SearchPlansRequest,
+    SearchReply,
+    SimilarPlansRequest,
+)
 
 from tripmesh_gateway.api.deps import CurrentUser, OwnedPlan, RuntimeDep
+from tripmesh_gateway.api.plan_access import share_store
 from tripmesh_gateway.runtime import Runtime
 
 router = APIRouter(tags=["search"])
@@ -81,6 +91,41 @@ async def search_plans(
     q: Annotated[str, Query(min_length=1, max_length=500)],
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> SearchReply:
+    """Your plans, plus plans shared with you whose owner made the share `searchable`."""
     request = SearchPlansRequest(user_id=user.id, q=q, limit=limit, filters=filters)
-    reply = await runtime.rpc.call(subjects.SVC_VECTORS_SEARCH, request, SearchReply)
-    return await only_own_hits(runtime, user.id, reply)
+    reply, shared = await asyncio.gather(
+        runtime.rpc.call(subjects.SVC_VECTORS_SEARCH, request, SearchReply),
+        shared_hits(runtime, user.id, q, filters),
+    )
+    own = await only_own_hits(runtime, user.id, reply)
+    if not shared:
+        return own
+    hits = sorted([*own.hits, *shared], key=lambda hit: hit.score, reverse=True)[:limit]
+    return own.model_copy(update={"hits": hits})
+
+
+MAX_SHARING_OWNERS = 20
+"""Owners whose searchable shares one search consults (their most recent shares first)."""
+
+
+async def shared_hits(runtime: Runtime, reader_id: str, q: str, filters: SearchFilters) -> list[SearchHit]:
+    """Hits among the plans shared with `reader_id` as searchable, each asked of vector-sync
+    under its owner's tenant filter; only the shared plans' hits are kept."""
+    by_owner = await share_store(runtime).searchable_for(reader_id, limit=500)
+    owners = list(by_owner)[:MAX_SHARING_OWNERS]
+    replies = await asyncio.gather(
+        *(
+            runtime.rpc.call(
+                subjects.SVC_VECTORS_SEARCH,
+                SearchPlansRequest(user_id=owner, q=q, limit=50, filters=filters),
+                SearchReply,
+            )
+            for owner in owners
+        )
+    )
+    return [
+        hit
+        for owner, reply in zip(owners, replies, strict=True)
+        for hit in reply.hits
+        if hit.plan_id in by_owner[owner]
+    ]
