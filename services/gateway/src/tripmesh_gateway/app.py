@@ -20,7 +20,9 @@ from tripmesh_gateway.admin import grant_admins
 from tripmesh_gateway.api.errors import install_error_handlers
 from tripmesh_gateway.api.routes import auth, budgets, costs, events, plans, search
 from tripmesh_gateway.api.routes import sharing as plan_sharing
+from tripmesh_gateway.auth_store import AuthStore
 from tripmesh_gateway.http_metrics import HttpMetricsMiddleware
+from tripmesh_gateway.limits import BodySizeLimitMiddleware, RateLimiter
 from tripmesh_gateway.rpc import RpcClient
 from tripmesh_gateway.runtime import Runtime
 from tripmesh_gateway.security import TokenSigner
@@ -49,6 +51,8 @@ def build_runtime(settings: Settings) -> Runtime:
         rpc=RpcClient(broker, settings.rpc_timeout_seconds),
         store=AccountStore(pool),
         signer=signer,
+        auth=AuthStore(pool),
+        limiter=RateLimiter(pool, settings.rate_limit_window_seconds),
     )
 
 
@@ -91,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetricsMiddleware)
 
     api = APIRouter(prefix=API_PREFIX)

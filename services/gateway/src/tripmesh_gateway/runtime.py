@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from faststream.nats import NatsBroker
 from tripmesh_kit.bus import Bus
 
+from tripmesh_gateway.auth_store import AuthStore
+from tripmesh_gateway.limits import RateLimiter
 from tripmesh_gateway.rpc import RpcClient
 from tripmesh_gateway.security import TokenSigner
 from tripmesh_gateway.settings import Settings
@@ -21,3 +23,6 @@ class Runtime:
     rpc: RpcClient
     store: AccountStore
     signer: TokenSigner
+    auth: AuthStore
+    """Sessions, API keys, profile (same pool as `store`)."""
+    limiter: RateLimiter

@@ -15,7 +15,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from tripmesh_contracts.ids import UnsafeTokenError, check_token
 
 ALGORITHM = "HS256"
-REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti", "iss", "aud")
+REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti", "iss", "aud", "sid")
+API_KEY_PREFIX = "tmk_"
+"""Visible marker of an API key: secret scanners and humans can tell it from a JWT."""
 
 # argon2-cffi's defaults are argon2id with RFC 9106's "low memory" profile.
 _hasher = PasswordHasher()
@@ -56,6 +58,8 @@ class InvalidToken(Exception):
 class AccessClaims:
     user_id: str
     token_id: str
+    session_id: str
+    """The login (user_sessions.id) that issued the token; revoking it refuses the token."""
     expires_at: datetime
 
 
@@ -68,12 +72,13 @@ class TokenSigner:
     leeway_seconds: int = 5
     """Clock skew tolerated between replicas."""
 
-    def issue_access(self, user_id: str, now: datetime | None = None) -> str:
+    def issue_access(self, user_id: str, session_id: str, now: datetime | None = None) -> str:
         issued = now or datetime.now(UTC)
         claims = {
             "iss": self.issuer,
             "aud": self.audience,
             "sub": user_id,
+            "sid": session_id,
             "jti": str(uuid.uuid4()),
             "iat": issued,
             "exp": issued + self.access_ttl,
@@ -98,11 +103,13 @@ class TokenSigner:
             raise InvalidToken(f"invalid token: {type(exc).__name__}") from exc
         try:
             user_id = check_token(str(claims["sub"]))
+            session_id = check_token(str(claims["sid"]))
         except UnsafeTokenError as exc:
-            raise InvalidToken("invalid token subject") from exc
+            raise InvalidToken("invalid token subject or session") from exc
         return AccessClaims(
             user_id=user_id,
             token_id=str(claims["jti"]),
+            session_id=session_id,
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
         )
 
@@ -116,3 +123,17 @@ def new_refresh_token() -> tuple[str, bytes]:
 
 def refresh_token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
+
+
+def new_api_key() -> tuple[str, str, bytes]:
+    """(key for the client, shown once; its display prefix; its SHA-256 for the database)."""
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    return key, key[: len(API_KEY_PREFIX) + 6], api_key_hash(key)
+
+
+def api_key_hash(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def is_api_key(credential: str) -> bool:
+    return credential.startswith(API_KEY_PREFIX)

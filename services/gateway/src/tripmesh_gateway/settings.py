@@ -24,7 +24,9 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", populate_by_name=True)
 
     service_name: str = "gateway"
-    environment: Environment = Environment.DEVELOPMENT
+    environment: Environment = Field(
+        default=Environment.DEVELOPMENT, validation_alias=AliasChoices("GATEWAY_ENV", "GATEWAY_ENVIRONMENT")
+    )
     """production refuses placeholder JWT secrets and hides error details."""
     http_host: str = "127.0.0.1"
     """Listen address; containers set GATEWAY_HTTP_HOST=0.0.0.0."""
@@ -57,6 +59,20 @@ class Settings(ServiceSettings):
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     sse_retry_ms: int = Field(default=3000, ge=0)
     """`retry:` hint sent to EventSource clients with the first event."""
+
+    # --- limits (services/gateway/README.md, "Limits"); 0 switches a limit off -----------
+    rate_limit_per_hour: int = Field(default=1000, ge=0)
+    """Requests per user (access tokens) per window, counted in Postgres across replicas."""
+    api_key_rate_limit_per_hour: int = Field(default=1000, ge=0)
+    """Requests per API key per window."""
+    anonymous_rate_limit_per_hour: int = Field(default=100, ge=0)
+    """Signup / login / refresh calls per client IP per window (the seeds' 100 per hour)."""
+    rate_limit_window_seconds: int = Field(default=3600, ge=1)
+    max_active_plans: int = Field(default=10, ge=0)
+    """Plans per user not yet finished (processing / awaiting approval); a new one is a 429."""
+    max_body_bytes: int = Field(default=64 * 1024, ge=0)
+    """Larger request bodies are a 413 before any route reads them."""
+    max_api_keys_per_user: int = Field(default=20, ge=0)
 
     admin_emails: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Comma-separated e-mails whose existing accounts are made admins at start-up (it never

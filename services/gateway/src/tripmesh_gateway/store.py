@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -37,6 +37,11 @@ class UserRecord:
     last_login_at: datetime | None
     role: str = Role.USER
     """user | admin (migration 002); only an operator grants admin."""
+    first_name: str | None = None
+    last_name: str | None = None
+    preferences: dict[str, Any] = field(default_factory=dict)
+    updated_at: datetime | None = None
+    """Profile fields (migration 004), the seeds' users columns."""
 
     @property
     def is_admin(self) -> bool:
@@ -62,6 +67,10 @@ class EmailTaken(Exception):
     pass
 
 
+class UsernameTaken(Exception):
+    pass
+
+
 class RefreshOutcome(StrEnum):
     ROTATED = "rotated"
     REUSED = "reused"
@@ -70,7 +79,8 @@ class RefreshOutcome(StrEnum):
 
 
 USER_COLUMNS = (
-    "id, email, username, password_hash, subscription_tier, is_active, created_at, last_login_at, role"
+    "id, email, username, password_hash, subscription_tier, is_active, created_at, last_login_at, role,"
+    " first_name, last_name, preferences, updated_at"
 )
 PLAN_COLUMNS = (
     "plan_id, user_id, idempotency_key, request_hash, request, command, title, created_at,"
@@ -95,6 +105,8 @@ class AccountStore:
                 )
                 row = await cur.fetchone()
         except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "users_username_lower_key":
+                raise UsernameTaken(username) from exc
             raise EmailTaken(email) from exc
         assert row is not None
         return row
@@ -149,14 +161,17 @@ class AccountStore:
 
     async def rotate_refresh_token(
         self, old_hash: bytes, new_hash: bytes, expires_at: datetime
-    ) -> tuple[RefreshOutcome, str | None]:
-        """Use `old_hash` once and issue `new_hash` in its family, atomically.
-        Returns (outcome, user_id when rotated)."""
+    ) -> tuple[RefreshOutcome, str | None, str | None]:
+        """Use `old_hash` once and issue `new_hash` in its family (= session), atomically.
+        Returns (outcome, user_id, session_id), the ids only when rotated. A reused token
+        revokes its family and its session, so the session's access tokens die too."""
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                f"UPDATE {SCHEMA}.refresh_tokens SET used_at = now()"
+                f"UPDATE {SCHEMA}.refresh_tokens t SET used_at = now()"
                 " WHERE token_hash = %s AND used_at IS NULL AND revoked_at IS NULL"
-                " AND expires_at > now() RETURNING user_id, family_id",
+                " AND expires_at > now() AND EXISTS (SELECT 1 FROM"
+                f" {SCHEMA}.user_sessions s WHERE s.id = t.family_id AND s.revoked_at IS NULL)"
+                " RETURNING user_id, family_id",
                 (old_hash,),
             )
             used = await cur.fetchone()
@@ -167,7 +182,11 @@ class AccountStore:
                     " VALUES (%s, %s, %s, %s)",
                     (new_hash, user_id, family_id, expires_at),
                 )
-                return RefreshOutcome.ROTATED, str(user_id)
+                await conn.execute(
+                    f"UPDATE {SCHEMA}.user_sessions SET last_activity = now(), expires_at = %s WHERE id = %s",
+                    (expires_at, family_id),
+                )
+                return RefreshOutcome.ROTATED, str(user_id), str(family_id)
             cur = await conn.execute(
                 f"SELECT family_id, used_at FROM {SCHEMA}.refresh_tokens WHERE token_hash = %s",
                 (old_hash,),
@@ -179,8 +198,13 @@ class AccountStore:
                     " WHERE family_id = %s AND revoked_at IS NULL",
                     (seen[0],),
                 )
-                return RefreshOutcome.REUSED, None
-            return RefreshOutcome.INVALID, None
+                await conn.execute(
+                    f"UPDATE {SCHEMA}.user_sessions SET revoked_at = coalesce(revoked_at, now()),"
+                    " revoked_reason = coalesce(revoked_reason, 'refresh_token_reused') WHERE id = %s",
+                    (seen[0],),
+                )
+                return RefreshOutcome.REUSED, None, None
+            return RefreshOutcome.INVALID, None, None
 
     # --- plan ownership index --------------------------------------------------------------
 

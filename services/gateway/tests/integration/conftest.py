@@ -90,6 +90,10 @@ async def gateway(
         rpc_timeout_seconds=2.0,
         cost_timeout_seconds=0.5,
         sse_keepalive_seconds=0.5,
+        # Every test signs up and logs in from 127.0.0.1 as one anonymous caller; the limits
+        # have tests of their own (test_limits.py).
+        anonymous_rate_limit_per_hour=0,
+        max_active_plans=0,
     )
     app = create_app(settings)
     server, task, base_url = await start_uvicorn(app)

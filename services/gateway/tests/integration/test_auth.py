@@ -141,6 +141,7 @@ async def test_every_auth_failure_is_401_problem_with_a_bearer_challenge(
 ) -> None:
     user, auth = await users.new()
     key = key_path(gateway.settings.data_dir).read_text().strip().encode()
+    sid = jwt.decode(auth["Authorization"].split()[1], options={"verify_signature": False})["sid"]
     now = int(datetime.now(UTC).timestamp())
     an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
     unsigned = (
@@ -152,6 +153,7 @@ async def test_every_auth_failure_is_401_problem_with_a_bearer_challenge(
                     "iss": "tripmesh-gateway",
                     "aud": "tripmesh-api",
                     "sub": user["id"],
+                    "sid": sid,
                     "jti": "j",
                     "iat": now,
                     "exp": now + 300,
@@ -166,14 +168,18 @@ async def test_every_auth_failure_is_401_problem_with_a_bearer_challenge(
         "empty bearer": {"Authorization": "Bearer"},
         "garbage": {"Authorization": "Bearer not.a.jwt"},
         "alg none": {"Authorization": f"Bearer {unsigned}"},
-        "wrong key": {"Authorization": f"Bearer {forged(b'z' * 64, sub=user['id'])}"},
-        "wrong audience": {"Authorization": f"Bearer {forged(key, sub=user['id'], aud='other')}"},
-        "wrong issuer": {"Authorization": f"Bearer {forged(key, sub=user['id'], iss='other')}"},
-        "expired": {"Authorization": f"Bearer {forged(key, sub=user['id'], exp=an_hour_ago)}"},
-        "unknown user": {"Authorization": f"Bearer {forged(key, sub='no-such-user')}"},
+        "wrong key": {"Authorization": f"Bearer {forged(b'z' * 64, sub=user['id'], sid=sid)}"},
+        "wrong audience": {"Authorization": f"Bearer {forged(key, sub=user['id'], sid=sid, aud='other')}"},
+        "wrong issuer": {"Authorization": f"Bearer {forged(key, sub=user['id'], sid=sid, iss='other')}"},
+        "expired": {"Authorization": f"Bearer {forged(key, sub=user['id'], sid=sid, exp=an_hour_ago)}"},
+        "unknown user": {"Authorization": f"Bearer {forged(key, sub='no-such-user', sid=sid)}"},
+        "no session": {"Authorization": f"Bearer {forged(key, sub=user['id'])}"},
+        "unknown session": {"Authorization": f"Bearer {forged(key, sub=user['id'], sid='nope')}"},
     }
     # the control: the same forging with every claim right is accepted
-    good = await client.get("/auth/me", headers={"Authorization": f"Bearer {forged(key, sub=user['id'])}"})
+    good = await client.get(
+        "/auth/me", headers={"Authorization": f"Bearer {forged(key, sub=user['id'], sid=sid)}"}
+    )
     assert good.status_code == 200
     assert (await client.get("/auth/me", headers=auth)).status_code == 200
     for name, headers in cases.items():

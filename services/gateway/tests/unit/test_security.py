@@ -30,6 +30,7 @@ def claims(**overrides: Any) -> dict[str, Any]:
         "iss": "tripmesh-gateway",
         "aud": "tripmesh-api",
         "sub": "user-1",
+        "sid": "session-1",
         "jti": "j1",
         "iat": now,
         "exp": now + timedelta(hours=1),
@@ -44,19 +45,20 @@ def b64(data: dict[str, Any]) -> str:
 
 def test_issued_token_verifies_with_every_required_claim() -> None:
     issued_at = datetime.now(UTC).replace(microsecond=0)
-    token = SIGNER.issue_access("user-1", now=issued_at)
+    token = SIGNER.issue_access("user-1", "session-1", now=issued_at)
     decoded = jwt.decode(token, KEY, algorithms=["HS256"], audience="tripmesh-api")
-    assert set(decoded) == {"iss", "aud", "sub", "jti", "iat", "exp"}
+    assert set(decoded) == {"iss", "aud", "sub", "sid", "jti", "iat", "exp"}
     assert decoded["exp"] - decoded["iat"] == 15 * 60
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
     verified = SIGNER.verify(token)
     assert verified.user_id == "user-1"
+    assert verified.session_id == "session-1"
     assert verified.expires_at == issued_at + timedelta(minutes=15)
 
 
 def test_each_access_token_has_its_own_id() -> None:
     assert (
-        SIGNER.verify(SIGNER.issue_access("u")).token_id != SIGNER.verify(SIGNER.issue_access("u")).token_id
+        SIGNER.verify(SIGNER.issue_access("u", "s")).token_id != SIGNER.verify(SIGNER.issue_access("u", "s")).token_id
     )
 
 
@@ -77,9 +79,11 @@ def bad_token(name: str) -> str:
         "no-sub": jwt.encode(claims(sub=None), KEY, algorithm="HS256"),
         "no-jti": jwt.encode(claims(jti=None), KEY, algorithm="HS256"),
         "no-aud": jwt.encode(claims(aud=None), KEY, algorithm="HS256"),
+        "no-sid": jwt.encode(claims(sid=None), KEY, algorithm="HS256"),
+        "unsafe-session": jwt.encode(claims(sid="s.*"), KEY, algorithm="HS256"),
         "unsafe-subject": jwt.encode(claims(sub="user.>"), KEY, algorithm="HS256"),
         "malformed": "not-a-jwt",
-        "truncated": SIGNER.issue_access("user-1")[:-10],
+        "truncated": SIGNER.issue_access("user-1", "s")[:-10],
         "empty": "",
     }
     return tokens[name]
@@ -96,6 +100,8 @@ BAD_TOKEN_NAMES = [
     "no-sub",
     "no-jti",
     "no-aud",
+    "no-sid",
+    "unsafe-session",
     "unsafe-subject",
     "malformed",
     "truncated",

@@ -5,6 +5,7 @@ trusted after `owned_plan` found it in the caller's own plans_index rows (BOLA d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
@@ -13,7 +14,7 @@ from tripmesh_contracts.ids import UnsafeTokenError, check_token
 
 from tripmesh_gateway.api.errors import forbidden, not_found, unauthorized
 from tripmesh_gateway.runtime import Runtime
-from tripmesh_gateway.security import InvalidToken
+from tripmesh_gateway.security import InvalidToken, api_key_hash, is_api_key
 from tripmesh_gateway.store import PlanIndexRow, UserRecord
 
 
@@ -27,20 +28,77 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 _bearer = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
 
 
-async def current_user(
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling and with what: a login session (access JWT) or an API key. Both act as
+    the user, with the same scoping; some account routes need a session (`CurrentSession`)."""
+
+    user: UserRecord
+    session_id: str | None = None
+    api_key_id: str | None = None
+
+
+async def current_principal(
+    request: Request,
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> UserRecord:
+) -> Principal:
+    """Authenticate (every failure is a 401 problem), then count the request against the
+    caller's rate limit (429). Cached per request by FastAPI, so this runs once."""
     if credentials is None or not credentials.credentials.strip():
         raise unauthorized("missing bearer token", invalid_token=False)
-    try:
-        claims = runtime.signer.verify(credentials.credentials.strip())
-    except InvalidToken as exc:
-        raise unauthorized(str(exc)) from exc
-    user = await runtime.store.user_by_id(claims.user_id)
-    if user is None or not user.is_active:
-        raise unauthorized("account not found or disabled")
-    return user
+    credential = credentials.credentials.strip()
+    settings = runtime.settings
+    if is_api_key(credential):
+        found = await runtime.auth.user_by_api_key(api_key_hash(credential))
+        if found is None or not found[0].is_active:
+            raise unauthorized("API key unknown, revoked or expired")
+        principal = Principal(user=found[0], api_key_id=found[1])
+        await runtime.limiter.enforce(
+            f"key:{principal.api_key_id}", settings.api_key_rate_limit_per_hour, "this API key"
+        )
+    else:
+        try:
+            claims = runtime.signer.verify(credential)
+        except InvalidToken as exc:
+            raise unauthorized(str(exc)) from exc
+        user = await runtime.auth.user_in_session(claims.user_id, claims.session_id)
+        if user is None or not user.is_active:
+            raise unauthorized("session revoked or expired, or account disabled")
+        principal = Principal(user=user, session_id=claims.session_id)
+        await runtime.limiter.enforce(f"user:{user.id}", settings.rate_limit_per_hour, "this user")
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+async def current_user(principal: CurrentPrincipal) -> UserRecord:
+    return principal.user
+
+
+async def current_session(principal: CurrentPrincipal) -> Principal:
+    """Account management (API keys, password, logout) needs a login, not an API key: a
+    leaked key must not be able to mint more keys or lock the owner out."""
+    if principal.session_id is None:
+        raise forbidden("this needs a login session (an access token), not an API key")
+    return principal
+
+
+CurrentSession = Annotated[Principal, Depends(current_session)]
+
+
+async def anonymous_rate_limit(request: Request, runtime: RuntimeDep) -> None:
+    """Per client IP, for the routes a caller uses before it has a token (signup, login,
+    refresh). Behind a proxy, run uvicorn with --proxy-headers so the client's IP is seen."""
+    ip = request.client.host if request.client else "unknown"
+    await runtime.limiter.enforce(
+        f"ip:{ip}", runtime.settings.anonymous_rate_limit_per_hour, "this address (anonymous)"
+    )
+
+
+AnonymousRateLimit = Depends(anonymous_rate_limit)
 
 
 CurrentUser = Annotated[UserRecord, Depends(current_user)]

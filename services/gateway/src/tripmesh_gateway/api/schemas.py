@@ -70,6 +70,67 @@ class UserOut(BaseModel):
     """`admin` may read and set anyone's budget; granted only by an operator."""
     created_at: datetime
     last_login_at: datetime | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    preferences: dict[str, Any] = Field(default_factory=dict)
+
+
+PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class ProfileUpdateBody(Body):
+    """PATCH /auth/me: the fields to change; null clears a name."""
+
+    username: Username | None = None
+    first_name: PersonName | None = None
+    last_name: PersonName | None = None
+    preferences: dict[str, Any] | None = None
+
+    @field_validator("preferences")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(value) > 50:
+            raise ValueError("at most 50 preferences")
+        return value
+
+
+class PasswordChangeBody(Body):
+    current_password: str = Field(max_length=256)
+    new_password: str = Field(max_length=256)
+    new_password_confirm: str = Field(max_length=256)
+
+    @field_validator("new_password_confirm")
+    @classmethod
+    def _confirm_matches(cls, value: str, info: ValidationInfo) -> str:
+        if "new_password" in info.data and value != info.data["new_password"]:
+            raise ValueError("passwords do not match")
+        return value
+
+
+class ApiKeyCreateBody(Body):
+    name: str = Field(min_length=1, max_length=100)
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    """None: the key lives until revoked."""
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    name: str
+    prefix: str
+    """The first characters of the key, to tell keys apart; the key itself is never shown again."""
+    created_at: datetime
+    last_used_at: datetime | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str
+    """Shown once: send it as `Authorization: Bearer <key>`. Only its hash is stored."""
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyOut]
 
 
 class TokenResponse(BaseModel):
