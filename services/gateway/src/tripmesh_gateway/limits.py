@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg_pool import AsyncConnectionPool
 from tripmesh_contracts import PlanStatus, subjects
@@ -20,6 +20,9 @@ from tripmesh_kit.ops import problem
 from tripmesh_gateway.api.errors import ApiProblem
 from tripmesh_gateway.rpc import RpcClient, ServiceError, ServiceUnavailable
 from tripmesh_gateway.store import SCHEMA, AccountStore
+
+if TYPE_CHECKING:
+    from tripmesh_gateway.runtime import Runtime
 
 log = get_logger(__name__)
 
@@ -115,12 +118,17 @@ async def active_plan_count(store: AccountStore, rpc: RpcClient, user_id: str, t
     return sum(1 for row in rows if not PlanStatus(status.get(row.plan_id, PlanStatus.PROCESSING)).terminal)
 
 
-async def enforce_active_plan_cap(
-    store: AccountStore, rpc: RpcClient, user_id: str, cap: int, timeout: float
-) -> None:
+async def enforce_active_plan_cap(runtime: Runtime, user_id: str, idempotency_key: str | None) -> None:
+    """429 when the user already has `max_active_plans` plans in progress. A retried create
+    (an Idempotency-Key already used) is never refused: it creates nothing new."""
+    cap = runtime.settings.max_active_plans
     if cap <= 0:
         return
-    active = await active_plan_count(store, rpc, user_id, timeout)
+    if idempotency_key is not None and await runtime.store.plan_by_idempotency_key(user_id, idempotency_key):
+        return
+    active = await active_plan_count(
+        runtime.store, runtime.rpc, user_id, runtime.settings.budget_check_timeout_seconds
+    )
     if active is not None and active >= cap:
         raise ApiProblem(
             429,

@@ -43,6 +43,7 @@ from tripmesh_gateway.api.schemas import (
 from tripmesh_gateway.api.sharing_schemas import SharedPlanOut, SharedPlanPage
 from tripmesh_gateway.commands import accept_plan, send_command
 from tripmesh_gateway.domain import FieldError, command_message_id, resolve_places
+from tripmesh_gateway.limits import enforce_active_plan_cap
 from tripmesh_gateway.store import PlanIndexRow
 from tripmesh_gateway.views import get_plan, list_plans, plan_out, planner_view, stored_request
 
@@ -97,6 +98,7 @@ def build_request(fields: dict[str, Any]) -> PlanRequest:
         **PROBLEMS,
         402: {"description": "LLM spend cap reached"},
         409: {"description": "Idempotency-Key of a deleted plan"},
+        429: {"description": "Too many plans in progress (GATEWAY_MAX_ACTIVE_PLANS)"},
     },
 )
 async def create_plan(
@@ -114,6 +116,7 @@ async def create_plan(
         raise validation_problem(resolved.errors, "some places could not be resolved")
     fields = body.model_dump(exclude={"plan_budget_usd"})
     request = build_request({**fields, "destinations": resolved.destinations, "origin": resolved.origin})
+    await enforce_active_plan_cap(runtime, user.id, idempotency_key)
     acceptance = await accept_plan(
         runtime,
         user,
