@@ -10,6 +10,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import psycopg
 import psycopg_pool
@@ -36,6 +37,15 @@ def load_migrations(package: str, folder: str = "migrations") -> list[Migration]
     return sorted(found, key=lambda m: m.version)
 
 
+async def ensure_schema(conn: psycopg.AsyncConnection[Any], schema: str) -> None:
+    """CREATE SCHEMA only when it is missing: Postgres checks the CREATE privilege on the
+    database even for `IF NOT EXISTS`, and a service's own role (issue #8) owns its schema
+    without any right to create schemas."""
+    cur = await conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+    if await cur.fetchone() is None:
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'.encode())
+
+
 async def apply_migrations(conninfo: str, schema: str, migrations: Sequence[Migration]) -> int:
     """Apply what is missing; returns how many ran. `{schema}` in SQL is the schema name."""
     lock_key = zlib.crc32(f"tripmesh-migrations:{schema}".encode())
@@ -43,7 +53,7 @@ async def apply_migrations(conninfo: str, schema: str, migrations: Sequence[Migr
     async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
         await conn.execute("SELECT pg_advisory_lock(%s)", (lock_key,))
         try:
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await ensure_schema(conn, schema)
             await conn.execute(
                 f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
                 " version int PRIMARY KEY, name text NOT NULL,"

@@ -9,8 +9,9 @@ else takes the service's prefix, which each service sets in its own subclass thr
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +25,10 @@ class ServiceSettings(BaseSettings):
 
     service_name: str = "tripmesh"
     nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias=shared("NATS_URL"))
+    """May carry `user:password@`; so does it after validation when NATS_USER is set."""
+    nats_user: str | None = Field(default=None, validation_alias=shared("NATS_USER"))
+    nats_password: SecretStr | None = Field(default=None, validation_alias=shared("NATS_PASSWORD"))
+    """This service's own NATS identity (issue #8); unset: as NATS_URL says (no auth)."""
     data_dir: Path = Field(default=Path(".tripmesh"), validation_alias=shared("TRIPMESH_DATA_DIR"))
     log_format: str = Field(default="auto", validation_alias=shared("LOG_FORMAT"))
     """json | console | auto (json unless stderr is a TTY)."""
@@ -34,3 +39,28 @@ class ServiceSettings(BaseSettings):
     """How long SIGTERM waits for in-flight messages before the process exits."""
     provision_streams: bool = True
     """Create/update streams and consumers at start-up (idempotent)."""
+
+    @model_validator(mode="after")
+    def _credentials_in_url(self) -> ServiceSettings:
+        """Fold NATS_USER / NATS_PASSWORD into every URL of NATS_URL (comma-separated), so
+        every connection the service makes (broker, CLIs) authenticates the same way; a URL
+        that already names a user keeps it."""
+        if self.nats_user:
+            self.nats_url = with_credentials(
+                self.nats_url,
+                self.nats_user,
+                self.nats_password.get_secret_value() if self.nats_password else "",
+            )
+        return self
+
+
+def with_credentials(urls: str, user: str, password: str) -> str:
+    out = []
+    for url in urls.split(","):
+        parts = urlsplit(url.strip())
+        if parts.username or not parts.hostname:
+            out.append(url.strip())
+            continue
+        userinfo = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+        out.append(urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}")))
+    return ",".join(out)

@@ -10,6 +10,7 @@ import psycopg
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+from tripmesh_kit.pg import ensure_schema
 
 
 def connection_kwargs(schema: str) -> dict[str, Any]:
@@ -53,7 +54,7 @@ async def setup_checkpoints(conninfo: str, schema: str, poll_seconds: float = 0.
     async with conn:
         await poll_lock(conn, lock_key, poll_seconds)
         try:
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await ensure_schema(conn, schema)  # the planner's role owns it, may not create schemas
             await AsyncPostgresSaver(conn).setup()
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key,))

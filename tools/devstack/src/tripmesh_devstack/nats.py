@@ -13,8 +13,11 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 
 import httpx
 import psutil
@@ -25,6 +28,28 @@ from tripmesh_devstack.ports import HOST, free_ports, port_answers, port_is_free
 
 class NatsStartError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class NatsUser:
+    """A user of the server's (global) account. `publish` / `subscribe` None: no limit."""
+
+    name: str
+    password: str
+    publish: Sequence[str] | None = None
+    subscribe: Sequence[str] | None = None
+
+    def config(self) -> str:
+        q = json.dumps
+        fields = [f"user: {q(self.name)}", f"password: {q(self.password)}"]
+        perms = []
+        if self.publish is not None:
+            perms.append(f"publish: {{allow: {q(list(self.publish))}}}")
+        if self.subscribe is not None:
+            perms.append(f"subscribe: {{allow: {q(list(self.subscribe))}}}")
+        if perms:
+            fields.append("permissions: {" + ", ".join(perms) + "}")
+        return "{" + ", ".join(fields) + "}"
 
 
 def nats_server_binary() -> str:
@@ -48,8 +73,12 @@ class NatsServer:
         server_name: str = "tripmesh",
         lame_duck_duration: str = "30s",
         start_timeout: float = 30.0,
+        users: Sequence[NatsUser] = (),
     ) -> None:
-        """Ports of 0 are replaced by free ports now, so restarts keep the same URLs."""
+        """Ports of 0 are replaced by free ports now, so restarts keep the same URLs.
+
+        `users` empty: anyone may connect and do anything (tests' own servers). Otherwise
+        only those users, each limited to its permissions; `url_for(name)` carries them."""
         self.directory = Path(directory).resolve()
         if port == 0 or monitor_port == 0:
             picked = free_ports(2)
@@ -60,6 +89,7 @@ class NatsServer:
         # nats-server refuses less than 30 s; clients get that long to move elsewhere.
         self.lame_duck_duration = lame_duck_duration
         self.start_timeout = start_timeout
+        self.users = {user.name: user for user in users}
         self._proc: procs.Popen | None = None
 
     @property
@@ -81,6 +111,11 @@ class NatsServer:
     @property
     def url(self) -> str:
         return f"nats://{HOST}:{self.port}"
+
+    def url_for(self, user: str) -> str:
+        """The URL with `user`'s name and password in it (nats-py reads them from there)."""
+        password = quote(self.users[user].password, safe="")
+        return f"nats://{quote(user, safe='')}:{password}@{HOST}:{self.port}"
 
     @property
     def monitor_url(self) -> str:
@@ -109,9 +144,21 @@ class NatsServer:
                 # ARCHITECTURE §8: the default fsyncs every 2 min; a crash could lose acked writes.
                 "  sync_interval: always",
                 "}",
+                *self._authorization(),
                 "",
             ]
         )
+
+    def _authorization(self) -> list[str]:
+        if not self.users:
+            return []
+        return [
+            "authorization {",
+            "  users: [",
+            *(f"    {u.config()}" for u in self.users.values()),
+            "  ]",
+            "}",
+        ]
 
     def _stop_leftover(self) -> None:
         pid = procs.read_pid(self.pid_path)
@@ -139,7 +186,11 @@ class NatsServer:
                     f"port {port} on {HOST} is in use: stop whatever listens there, "
                     "or set NATS_URL to use a NATS server you already run"
                 )
-        self.config_path.write_text(self._config())
+        # the config holds passwords: readable by us only
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as conf:
+            conf.write(self._config())
+        self.config_path.chmod(0o600)
         with self.log_path.open("ab") as log:
             self._proc = procs.spawn(
                 [nats_server_binary(), "-c", str(self.config_path)], stdout=log, death_signal=signal.SIGTERM

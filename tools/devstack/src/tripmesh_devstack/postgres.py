@@ -26,10 +26,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
+from urllib.parse import quote
 
 import psutil
 
 from tripmesh_devstack import procs
+from tripmesh_devstack.credentials import load_or_create_passwords
 from tripmesh_devstack.pgtools import (
     PostgresStartError,
     ensure_system_user,
@@ -56,14 +58,20 @@ class PostgresServer:
         max_connections: int = 200,
         shared_buffers: str = "32MB",
         start_timeout: float = 60.0,
+        password_auth: bool = True,
     ) -> None:
-        """A port of 0 is replaced by a free port now, so restarts keep the same URL."""
+        """A port of 0 is replaced by a free port now, so restarts keep the same URL.
+
+        `password_auth`: every TCP login needs its password (scram-sha-256); the superuser's
+        is generated into `<directory>/superuser.password` and carried by `url`. False: trust
+        (anyone may log in as anyone), as before issue #8."""
         self.directory = Path(directory).resolve()
         self.port = port or free_port()
         self.database = database
         self.max_connections = max_connections
         self.shared_buffers = shared_buffers
         self.start_timeout = start_timeout
+        self.password_auth = password_auth
         self._proc: procs.Popen | None = None
         self._user: pwd.struct_passwd | None = None
 
@@ -75,8 +83,17 @@ class PostgresServer:
     def log_path(self) -> Path:
         return self.directory / "postgres.log"
 
-    def url_for(self, database: str) -> str:
-        return f"postgresql://postgres@{HOST}:{self.port}/{database}"
+    @property
+    def superuser_password(self) -> str | None:
+        if not self.password_auth:
+            return None
+        return load_or_create_passwords(self.directory / "superuser.password", ["postgres"])["postgres"]
+
+    def url_for(self, database: str, role: str = "postgres", password: str | None = None) -> str:
+        """A URL for `role` (default the superuser, with its password when auth is on)."""
+        secret = self.superuser_password if role == "postgres" else password
+        userinfo = role if secret is None else f"{role}:{quote(secret, safe='')}"
+        return f"postgresql://{userinfo}@{HOST}:{self.port}/{database}"
 
     @property
     def url(self) -> str:
@@ -110,6 +127,32 @@ class PostgresServer:
         conf = self.pgdata / "tripmesh.conf"
         conf.write_text(self._config())
         self._chown(conf)
+        self._write_hba(trust=not (self.password_auth and self._password_marker.exists()))
+
+    @property
+    def _password_marker(self) -> Path:
+        return self.directory / "superuser-password-set"
+
+    def _write_hba(self, trust: bool) -> None:
+        """TCP only (no sockets). Until the superuser has its password, trust (we set it at
+        the first start, whether the data is new or from before passwords existed)."""
+        method = "trust" if trust else "scram-sha-256"
+        hba = self.pgdata / "pg_hba.conf"  # initdb's, replaced: ours is rewritten on every start
+        hba.write_text(f"host all all 127.0.0.1/32 {method}\nhost all all ::1/128 {method}\n")
+        hba.chmod(0o600)
+        self._chown(hba)
+
+    def _ensure_superuser_password(self) -> None:
+        if not self.password_auth or self._password_marker.exists():
+            return
+        password = self.superuser_password
+        assert password is not None
+        run_psql(
+            f"postgresql://postgres@{HOST}:{self.port}/postgres", f"ALTER ROLE postgres PASSWORD '{password}'"
+        )
+        self._write_hba(trust=False)
+        run_psql(f"postgresql://postgres@{HOST}:{self.port}/postgres", "SELECT pg_reload_conf()")
+        self._password_marker.write_text("the superuser has the password in superuser.password\n")
 
     def _chown(self, path: Path, recursive: bool = False) -> None:
         if self._user is None:
@@ -178,6 +221,7 @@ class PostgresServer:
                 "synchronous_commit = on",
                 "full_page_writes = on",
                 "logging_collector = off",
+                "password_encryption = 'scram-sha-256'",
                 "",
             ]
         )
@@ -241,6 +285,7 @@ class PostgresServer:
                 death_signal=signal.SIGINT,
             )
         self._wait_ready()
+        self._ensure_superuser_password()
         self._ensure_database()
 
     def _status(self) -> str:

@@ -20,6 +20,7 @@ from typing import TextIO
 import httpx
 
 from tripmesh_devstack import procs
+from tripmesh_devstack.access import StackAccess
 from tripmesh_devstack.logs import Console, start_tail
 from tripmesh_devstack.nats import NatsServer
 from tripmesh_devstack.ports import free_ports, port_is_free
@@ -67,10 +68,17 @@ class Stack:
         picked = iter(free_ports(sum(1 for p in wanted if p == 0)))
         chosen = iter([p or next(picked) for p in wanted])
 
+        # Servers we start get one identity per service (issue #8; see access.py).
+        self.access = StackAccess(self.data_dir, nats=nats_url is None, postgres=database_url is None)
         self.nats = (
             None
             if nats_url
-            else NatsServer(self.data_dir / "nats", port=next(chosen), monitor_port=next(chosen))
+            else NatsServer(
+                self.data_dir / "nats",
+                port=next(chosen),
+                monitor_port=next(chosen),
+                users=self.access.nats_users(),
+            )
         )
         self.postgres = (
             None if database_url else PostgresServer(self.data_dir / "postgres", port=next(chosen))
@@ -88,7 +96,8 @@ class Stack:
 
     @property
     def nats_url(self) -> str:
-        return self.nats.url if self.nats else str(self._nats_url)
+        """The operator's URL: on our own server, the `admin` identity is in it."""
+        return self.access.admin_nats_url(self.nats) if self.nats else str(self._nats_url)
 
     @property
     def nats_monitor_url(self) -> str | None:
@@ -96,6 +105,7 @@ class Stack:
 
     @property
     def database_url(self) -> str:
+        """The operator's URL (on our own server: the superuser, with its password)."""
         return self.postgres.url if self.postgres else str(self._database_url)
 
     @property
@@ -110,7 +120,7 @@ class Stack:
     def env(self) -> dict[str, str]:
         """What every service gets on top of our own environment."""
         shared = {
-            "NATS_URL": self.nats_url,
+            "NATS_URL": self.nats.url if self.nats else self.nats_url,  # identities: service_env
             "DATABASE_URL": self.database_url,
             "TRIPMESH_DATA_DIR": str(self.data_dir),
             "LOG_FORMAT": "console",
@@ -121,6 +131,11 @@ class Stack:
         else:
             shared["VECTOR_SYNC_QDRANT_PATH"] = str(self.qdrant_path)
         return {**shared, **self.extra_env}
+
+    def service_env(self, name: str) -> dict[str, str]:
+        """What service `name` gets on top of `env`: its own NATS user and database role
+        on servers we started (and no superuser URL), nothing otherwise."""
+        return self.access.service_env(name, self.nats, self.postgres)
 
     def replica(self, name: str, index: int = 0) -> Replica:
         try:
@@ -157,9 +172,11 @@ class Stack:
             if self.nats:
                 self.console.say(f"starting NATS (JetStream) on {self.nats.url}")
                 self.nats.start()
+                self.access.provision_streams(self.nats, self.console.say)
             if self.postgres:
                 self.console.say(f"starting PostgreSQL on 127.0.0.1:{self.postgres.port}")
                 self.postgres.start()
+                self.access.ensure_roles(self.postgres)
             for replica in self.all_replicas():
                 self._launch(replica)
             self.wait_ready()
@@ -295,7 +312,11 @@ class Stack:
         return replica
 
     def _launch(self, replica: Replica) -> None:
-        env = {**os.environ, **self.env, **replica.env, replica.spec.port_env: str(replica.port)}
+        env = {**os.environ, **self.env}
+        for name in self.access.withheld(replica.spec.name, self.nats, self.postgres):
+            env.pop(name, None)  # the superuser's DATABASE_URL, from a service with its own role
+        env.update({**self.service_env(replica.spec.name), **replica.env})
+        env[replica.spec.port_env] = str(replica.port)
         if not self.qdrant_url:
             env.pop("QDRANT_URL", None)  # an inherited one would override the local storage
         if not port_is_free(replica.port):
