@@ -61,7 +61,8 @@ async def replicas(gateway: RunningGateway) -> AsyncIterator[Replicas]:
     async with AsyncExitStack() as stack:
         for app in apps:
             await stack.enter_async_context(app.router.lifespan_context(app))
-        yield Replicas(apps, ip=f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}")
+        octets = [random.randint(1, 254) for _ in range(3)]
+        yield Replicas(apps, ip="10.{}.{}.{}".format(*octets))
 
 
 def assert_rate_limited(response: httpx.Response, limit: int) -> None:
