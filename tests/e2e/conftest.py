@@ -25,12 +25,26 @@ from client import UserFactory, users_on  # importable once the directory is on 
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports" / "e2e"
 
+# The gateway's rate limits and active-plan cap (services/gateway/README.md, Limits) are
+# sized for people; these suites create hundreds of plans per user from one address.
+E2E_LIMITS = {
+    "GATEWAY_RATE_LIMIT_PER_HOUR": "1000000",
+    "GATEWAY_API_KEY_RATE_LIMIT_PER_HOUR": "1000000",
+    "GATEWAY_ANONYMOUS_RATE_LIMIT_PER_HOUR": "1000000",
+    "GATEWAY_MAX_ACTIVE_PLANS": "0",
+}
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data = tmp_path_factory.mktemp("tripmesh-e2e")
     log = (data / "stack-console.log").open("w")
-    s = Stack(data / "data", default_services(free_ports=True), console=log, env={"LOG_FORMAT": "json"})
+    s = Stack(
+        data / "data",
+        default_services(free_ports=True),
+        console=log,
+        env={"LOG_FORMAT": "json", **E2E_LIMITS},
+    )
     try:
         s.start()
     except Exception:
@@ -88,7 +102,9 @@ def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackFac
     def start(name: str, services: Sequence[ServiceSpec], env: dict[str, str] | None = None) -> Stack:
         data = tmp_path_factory.mktemp(f"tripmesh-e2e-{name}")
         log = (data / "stack-console.log").open("w")
-        s = Stack(data / "data", services, console=log, env={"LOG_FORMAT": "json", **(env or {})})
+        s = Stack(
+            data / "data", services, console=log, env={"LOG_FORMAT": "json", **E2E_LIMITS, **(env or {})}
+        )
         try:
             s.start()
         except Exception:
