@@ -63,12 +63,15 @@ def test_banner_lists_the_urls(tmp_path: Path) -> None:
         "http://127.0.0.1:8080/api/v1",
         "http://127.0.0.1:8080/docs",
         "http://127.0.0.1:8080/asyncapi",
-        "nats://127.0.0.1:4222",
+        "nats://admin:***@127.0.0.1:4222",  # the operator's identity, never its password
         "http://127.0.0.1:8222",
-        "postgresql://postgres@127.0.0.1:55432/tripmesh",
+        "postgresql://postgres:***@127.0.0.1:55432/tripmesh",
         "http://qdrant:6333",
     ):
         assert url in text
+    assert stack.postgres and stack.postgres.superuser_password
+    assert stack.postgres.superuser_password not in text
+    assert "users.json" in text  # where the identities' passwords are
     assert redact("postgresql://app:secret@db:5432/x") == "postgresql://app:***@db:5432/x"
 
 

@@ -108,6 +108,13 @@ def banner(stack: Stack) -> str:
     others = [f"{r.tag} {r.url}" for r in stack.all_replicas() if r.spec.name != "gateway" or r.index]
     if others:
         rows.append(("service health", ", ".join(others)))
+    secrets = [
+        str(stack.data_dir / f)
+        for f, on in (("nats/users.json", stack.nats), ("postgres", stack.postgres))
+        if on
+    ]
+    if secrets:
+        rows.append(("identities (passwords)", ", ".join(secrets) + "  (see tools/devstack/README.md)"))
     rows.append(("logs", str(stack.logs_dir)))
     width = max(len(k) for k, _ in rows)
     lines = ["", "tripmesh is up:"] + [f"  {k.ljust(width)}  {v}" for k, v in rows]
