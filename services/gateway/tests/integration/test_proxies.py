@@ -27,7 +27,10 @@ async def test_cost_summary_for_the_caller_and_one_own_plan(
         ),
     )
 
-    overall = await client.get("/costs/summary?period=month&user_id=someone-else", headers=auth)
+    # naming another user is an admin's privilege (test_accounts.py): 403, nothing asked
+    other = await client.get("/costs/summary?period=month&user_id=someone-else", headers=auth)
+    assert other.status_code == 403, other.text
+    overall = await client.get(f"/costs/summary?period=month&user_id={user['id']}", headers=auth)
     one_plan = await client.get(
         f"/costs/summary?plan_id={plan_id}&period=custom&start=2027-01-01", headers=auth
     )
@@ -37,7 +40,7 @@ async def test_cost_summary_for_the_caller_and_one_own_plan(
     assert "error" not in overall.json()
     assert one_plan.json()["plan_id"] == plan_id
     requests = responders.requests["svc.ledger.summary"]
-    assert [r["user_id"] for r in requests] == [user["id"], user["id"]]  # never from the query
+    assert [r["user_id"] for r in requests] == [user["id"], user["id"]]
     assert (requests[0]["period"], requests[0]["plan_id"]) == ("month", None)
     assert (requests[1]["period"], requests[1]["start"]) == ("custom", "2027-01-01")
 
