@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "e2e"))
 import httpx
 from client import User, plan_body
-from tripmesh_devstack.services import default_services
+from tripmesh_devstack.services import LOAD_TEST_LIMITS, default_services
 from tripmesh_devstack.supervisor import Stack
 
 
@@ -29,7 +29,7 @@ async def main(n: int) -> None:
         d / "data",
         default_services(free_ports=True),
         console=console,
-        env={"LOG_FORMAT": "json"},
+        env={"LOG_FORMAT": "json", **LOAD_TEST_LIMITS},
     )
     t0 = time.monotonic()
     s.start()

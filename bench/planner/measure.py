@@ -44,7 +44,7 @@ from typing import Any
 import httpx
 import psutil
 from httpx_sse import aconnect_sse
-from tripmesh_devstack.services import default_services
+from tripmesh_devstack.services import LOAD_TEST_LIMITS, default_services
 from tripmesh_devstack.supervisor import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -219,6 +219,7 @@ def run_phase(args: argparse.Namespace, planners: int, workdir: Path) -> Phase:
     console = (workdir / f"planners-{planners}-console.log").open("w")
     services = default_services(free_ports=True, replicas={"planner": planners, "agent-runner": args.runners})
     env = {"LOG_FORMAT": "json", "LOG_LEVEL": "WARNING", "AGENT_RUNNER_CACHE_ENABLED": "false"}
+    env |= LOAD_TEST_LIMITS
     stack = Stack(data, services, console=console, env=env)
     started = time.monotonic()
     stack.start()

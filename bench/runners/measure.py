@@ -49,7 +49,7 @@ import psutil
 from httpx_sse import aconnect_sse
 from tripmesh_contracts.plans import AgentName
 from tripmesh_devstack.ports import free_port
-from tripmesh_devstack.services import default_services
+from tripmesh_devstack.services import LOAD_TEST_LIMITS, default_services
 from tripmesh_devstack.supervisor import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -415,7 +415,12 @@ async def run(args: argparse.Namespace) -> None:
         replicas={"agent-runner": replica_counts[0]},
         env={"agent-runner": runner_env(stub_url + "/v1", args.concurrency)},
     )
-    stack = Stack(data / "data", services, console=None, env={"LOG_FORMAT": "json", "LOG_LEVEL": "WARNING"})
+    stack = Stack(
+        data / "data",
+        services,
+        console=None,
+        env={"LOG_FORMAT": "json", "LOG_LEVEL": "WARNING", **LOAD_TEST_LIMITS},
+    )
     phases: list[Phase] = []
     try:
         async with httpx.AsyncClient(timeout=5) as probe:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from tripmesh_devstack.services import ServiceSpec, default_services
+from tripmesh_devstack.services import LOAD_TEST_LIMITS, ServiceSpec, default_services
 from tripmesh_devstack.supervisor import Stack
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -27,12 +27,7 @@ REPORTS = Path(__file__).resolve().parents[2] / "reports" / "e2e"
 
 # The gateway's rate limits and active-plan cap (services/gateway/README.md, Limits) are
 # sized for people; these suites create hundreds of plans per user from one address.
-E2E_LIMITS = {
-    "GATEWAY_RATE_LIMIT_PER_HOUR": "1000000",
-    "GATEWAY_API_KEY_RATE_LIMIT_PER_HOUR": "1000000",
-    "GATEWAY_ANONYMOUS_RATE_LIMIT_PER_HOUR": "1000000",
-    "GATEWAY_MAX_ACTIVE_PLANS": "0",
-}
+E2E_LIMITS = LOAD_TEST_LIMITS
 
 
 @pytest.fixture(scope="session")

@@ -114,3 +114,13 @@ class Replica:
     @property
     def crashed(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None and not self.stopping
+
+
+LOAD_TEST_LIMITS = {
+    # The gateway's per-user limits (issue #8) are for people; a benchmark or an e2e suite
+    # drives hundreds of plans through one user on purpose.
+    "GATEWAY_RATE_LIMIT_PER_HOUR": "1000000",
+    "GATEWAY_API_KEY_RATE_LIMIT_PER_HOUR": "1000000",
+    "GATEWAY_ANONYMOUS_RATE_LIMIT_PER_HOUR": "1000000",
+    "GATEWAY_MAX_ACTIVE_PLANS": "0",
+}
