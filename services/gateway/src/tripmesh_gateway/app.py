@@ -19,10 +19,13 @@ from tripmesh_gateway import asyncapi
 from tripmesh_gateway.admin import grant_admins
 from tripmesh_gateway.api.errors import install_error_handlers
 from tripmesh_gateway.api.routes import auth, budgets, costs, events, plans, search
+from tripmesh_gateway.api.routes import nats_credentials as nats_credentials_route
 from tripmesh_gateway.api.routes import sharing as plan_sharing
 from tripmesh_gateway.auth_store import AuthStore
 from tripmesh_gateway.http_metrics import HttpMetricsMiddleware
 from tripmesh_gateway.limits import BodySizeLimitMiddleware, RateLimiter
+from tripmesh_gateway.nats_credentials import CalloutResponder, NatsCredentialIssuer
+from tripmesh_gateway.nats_jwt import Issuer
 from tripmesh_gateway.rpc import RpcClient
 from tripmesh_gateway.runtime import Runtime
 from tripmesh_gateway.security import TokenSigner
@@ -33,6 +36,19 @@ from tripmesh_gateway.store import AccountStore, migrate
 log = get_logger(__name__)
 
 API_PREFIX = "/api/v1"
+
+
+def nats_credential_issuer(settings: Settings, key: bytes) -> NatsCredentialIssuer | None:
+    """Direct NATS access for clients (issue #8), when the server's auth callout is ours."""
+    seed = settings.nats_callout_issuer_seed
+    if seed is None or not settings.nats_client_url:
+        return None
+    return NatsCredentialIssuer(
+        key=key,
+        issuer=Issuer(seed.get_secret_value()),
+        client_url=settings.nats_client_url,
+        ttl=timedelta(seconds=settings.nats_credentials_ttl_seconds),
+    )
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -53,7 +69,24 @@ def build_runtime(settings: Settings) -> Runtime:
         signer=signer,
         auth=AuthStore(pool),
         limiter=RateLimiter(pool, settings.rate_limit_window_seconds),
+        nats_credentials=nats_credential_issuer(settings, signer.key),
     )
+
+
+async def start_nats_callout(runtime: Runtime) -> CalloutResponder | None:
+    if runtime.nats_credentials is None:
+        return None
+
+    async def user_is_active(user_id: str) -> bool:
+        user = await runtime.store.user_by_id(user_id)
+        return user is not None and user.is_active
+
+    connection = runtime.broker._connection
+    if connection is None:  # the broker has started: cannot happen, but say so if it does
+        raise RuntimeError("NATS is not connected: cannot answer auth callout requests")
+    responder = CalloutResponder(runtime.nats_credentials, user_is_active)
+    await responder.start(connection)
+    return responder
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -70,12 +103,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await runtime.broker.start()
         if settings.provision_streams:
             await provision(runtime.bus.js)
+        callout = await start_nats_callout(runtime)
         # The place indexes take a moment to build: pay it before the first request does.
         await asyncio.to_thread(warm_up)
         log.info("gateway_started", host=settings.http_host, port=settings.http_port, migrations=applied)
         try:
             yield
         finally:
+            if callout is not None:
+                await callout.stop()
             try:
                 await runtime.broker.stop()
             except Exception as exc:  # e.g. still reconnecting: nothing left to drain anyway
@@ -102,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (auth, plans, events, costs, budgets, search):
         api.include_router(module.router)
     api.include_router(plan_sharing.router)
+    api.include_router(nats_credentials_route.router)
     app.include_router(api)
     app.include_router(
         ops_router(

@@ -9,6 +9,7 @@ from tripmesh_kit.bus import Bus
 
 from tripmesh_gateway.auth_store import AuthStore
 from tripmesh_gateway.limits import RateLimiter
+from tripmesh_gateway.nats_credentials import NatsCredentialIssuer
 from tripmesh_gateway.rpc import RpcClient
 from tripmesh_gateway.security import TokenSigner
 from tripmesh_gateway.settings import Settings
@@ -26,3 +27,5 @@ class Runtime:
     auth: AuthStore
     """Sessions, API keys, profile (same pool as `store`)."""
     limiter: RateLimiter
+    nats_credentials: NatsCredentialIssuer | None = None
+    """Set when NATS has our auth callout: clients may read their events there directly."""

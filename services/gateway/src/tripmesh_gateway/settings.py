@@ -74,6 +74,15 @@ class Settings(ServiceSettings):
     """Larger request bodies are a 413 before any route reads them."""
     max_api_keys_per_user: int = Field(default=20, ge=0)
 
+    # --- direct NATS access for clients (nats_credentials.py); unset: 503 -----------------
+    nats_callout_issuer_seed: SecretStr | None = None
+    """Account nkey seed (SA...) whose public key is the NATS server's `auth_callout.issuer`;
+    set, every replica answers the server's `$SYS.REQ.USER.AUTH` requests."""
+    nats_client_url: str | None = None
+    """The NATS URL clients connect to (no credentials in it)."""
+    nats_credentials_ttl_seconds: int = Field(default=15 * 60, ge=30)
+    """How long an issued NATS credential, and a connection made with it, lasts."""
+
     admin_emails: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Comma-separated e-mails whose existing accounts are made admins at start-up (it never
     revokes: `python -m tripmesh_gateway revoke-admin <email>` does)."""
