@@ -112,7 +112,7 @@ def start_profiler(pid: int, seconds: float, output: Path) -> subprocess.Popen[b
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def summarize_profile(path: Path, top: int = 25) -> dict[str, Any]:
+def summarize_profile(path: Path, top: int = 40) -> dict[str, Any]:
     """Share of samples per function: `self` (innermost frame) and `inclusive` (anywhere on the
     stack, counted once per stack): where the consumer's time goes."""
     self_time: Counter[str] = Counter()
