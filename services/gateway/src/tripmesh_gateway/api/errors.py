@@ -27,6 +27,7 @@ log = get_logger(__name__)
 PROBLEM_BASE = "https://tripmesh.dev/problems/"
 SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
 BEARER_CHALLENGE = 'Bearer realm="tripmesh"'
+BODY_NOT_PARSED = "There was an error parsing the body"
 
 
 class ApiProblem(Exception):
@@ -131,6 +132,11 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code in (204, 304):
             return Response(status_code=exc.status_code, headers=headers)
+        if exc.status_code == 400 and exc.detail == BODY_NOT_PARSED:
+            # FastAPI's answer to a body it cannot decode at all (not UTF-8): the same 422 as
+            # malformed JSON, so every body error is one documented status (found by schemathesis).
+            errors = [FieldError("body", "malformed body: not UTF-8 encoded JSON")]
+            return validation_problem(errors).response(instance=request.url.path)
         detail = exc.detail if isinstance(exc.detail, str) else None
         return ApiProblem(exc.status_code, _title(exc.status_code), detail, headers=headers).response(
             instance=request.url.path
