@@ -21,9 +21,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from tripmesh_devstack.callout import issuer_public_key, load_or_create_issuer_seed
 from tripmesh_devstack.credentials import load_or_create_passwords
 from tripmesh_devstack.identities import ADMIN, SERVICE_IDENTITIES, nats_identity_names
-from tripmesh_devstack.nats import NatsServer, NatsUser
+from tripmesh_devstack.nats import AuthCallout, NatsServer, NatsUser
 from tripmesh_devstack.pgroles import ensure_service_role
 from tripmesh_devstack.postgres import PostgresServer
 from tripmesh_devstack.services import StackError
@@ -33,6 +34,10 @@ class StackAccess:
     def __init__(self, data_dir: Path, *, nats: bool, postgres: bool) -> None:
         self.nats_passwords = (
             load_or_create_passwords(data_dir / "nats" / "users.json", nats_identity_names()) if nats else {}
+        )
+        # Clients' own NATS credentials (issued by the gateway): auth callout, signed with this.
+        self.callout_seed = (
+            load_or_create_issuer_seed(data_dir / "nats" / "callout-issuer.seed") if nats else None
         )
         roles = [i.role for i in SERVICE_IDENTITIES.values() if i.schemas]
         self.role_passwords = (
@@ -47,6 +52,13 @@ class StackAccess:
             perms = identity.nats
             users.append(NatsUser(name, self.nats_passwords[name], perms.publish, perms.subscribe))
         return users
+
+    def nats_callout(self) -> AuthCallout | None:
+        """Every identity of ours bypasses the callout; anyone else is asked about to the
+        gateway, which answers `$SYS.REQ.USER.AUTH` with the seed it gets from us."""
+        if self.callout_seed is None:
+            return None
+        return AuthCallout(issuer_public_key(self.callout_seed), nats_identity_names())
 
     def admin_nats_url(self, nats: NatsServer) -> str:
         return nats.url_for(ADMIN) if nats.users else nats.url
@@ -63,6 +75,9 @@ class StackAccess:
                 env["NATS_USER"] = name
                 env["NATS_PASSWORD"] = self.nats_passwords[name]
                 env[f"{identity.env_prefix}PROVISION_STREAMS"] = "false"
+                if name == "gateway" and nats.auth_callout is not None and self.callout_seed:
+                    env["GATEWAY_NATS_CALLOUT_ISSUER_SEED"] = self.callout_seed
+                    env["GATEWAY_NATS_CLIENT_URL"] = nats.url
         if postgres is not None and identity is not None and identity.schemas:
             role = identity.role
             env[f"{identity.env_prefix}DATABASE_URL"] = postgres.url_for(

@@ -122,8 +122,17 @@ SERVICE_IDENTITIES: dict[str, ServiceIdentity] = {
         _identity(
             "gateway",
             "GATEWAY_",
-            # commands, svc.* calls, SSE replays of a user's events (ephemeral consumers)
-            publish=("plans.cmd.>", "svc.planner.>", "svc.ledger.>", "svc.vectors.>", *reader("PLAN_EVENTS")),
+            # commands, svc.* calls, SSE replays of a user's events (ephemeral consumers), and
+            # answers to the server's auth callout requests (clients' own NATS credentials)
+            publish=(
+                "plans.cmd.>",
+                "svc.planner.>",
+                "svc.ledger.>",
+                "svc.vectors.>",
+                *reader("PLAN_EVENTS"),
+                "$SYS._INBOX.>",
+            ),
+            subscribe=("$SYS.REQ.USER.AUTH",),
             schemas=("accounts",),
         ),
         _identity(

@@ -78,6 +78,7 @@ class Stack:
                 port=next(chosen),
                 monitor_port=next(chosen),
                 users=self.access.nats_users(),
+                auth_callout=self.access.nats_callout(),
             )
         )
         self.postgres = (
