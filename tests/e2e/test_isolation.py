@@ -95,7 +95,8 @@ async def status_of(
 
 
 async def finished(user: User, plan_id: str) -> dict[str, Any]:
-    return await user.wait_for_plan(plan_id, lambda p: p["status"] in TERMINAL, timeout=180)
+    plan: dict[str, Any] = await user.wait_for_plan(plan_id, lambda p: p["status"] in TERMINAL, timeout=180)
+    return plan
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 90) -> None:
