@@ -14,12 +14,14 @@ lock (the UPDATE below), so the second always sees the first's rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from tripmesh_cost_ledger.budgeting import AlertCandidate, crossed, user_alerts
+from tripmesh_cost_ledger.budgeting import AlertCandidate, crossed
 from tripmesh_cost_ledger.domain import COLUMNS, Aggregates, Caps, UsageRow, effective_caps
 
 SCHEMA = "ledger"
@@ -54,22 +56,33 @@ async def account_reservations(conn: AsyncConnection[Any], inserted: Sequence[Us
     return [UsageRow(*values) for values in await cur.fetchall()]
 
 
-_USER_SPEND = sql.SQL(
-    "SELECT k.user_id, k.day, COALESCE(d.cost_usd, 0),"
-    " (SELECT COALESCE(sum(m.cost_usd), 0) FROM {daily} m WHERE m.user_id = k.user_id"
-    "  AND m.day >= date_trunc('month', k.day)::date"
-    "  AND m.day < (date_trunc('month', k.day) + interval '1 month')::date),"
-    " b.tier, b.daily_cap_usd, b.monthly_cap_usd"
-    " FROM unnest(%s::text[], %s::date[]) AS k(user_id, day)"
-    " LEFT JOIN {daily} d ON d.user_id = k.user_id AND d.day = k.day"
-    " LEFT JOIN {budgets} b ON b.user_id = k.user_id"
-).format(daily=table("user_daily_totals"), budgets=table("budgets"))
-_PLAN_SPEND = sql.SQL(
-    "SELECT p.user_id, p.plan_id, p.cost_usd, c.cap_usd"
-    " FROM unnest(%s::text[], %s::text[]) AS k(user_id, plan_id)"
-    " JOIN {plans} p ON p.user_id = k.user_id AND p.plan_id = k.plan_id"
-    " LEFT JOIN {caps} c ON c.user_id = k.user_id AND c.plan_id = k.plan_id"
-).format(plans=table("plan_totals"), caps=table("plan_caps"))
+@dataclass
+class RunningTotals:
+    """New running costs, after a batch, of the keys it added spend to."""
+
+    daily: dict[tuple[str, date], Decimal] = field(default_factory=dict)
+    monthly: dict[tuple[str, date], Decimal] = field(default_factory=dict)
+    """Keyed by (user, first day of the month)."""
+    plans: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+
+
+def monthly(agg: Aggregates) -> dict[tuple[str, date], tuple[int, Decimal]]:
+    """(calls, cost) deltas per (user, month) from the daily deltas."""
+    out: dict[tuple[str, date], tuple[int, Decimal]] = {}
+    for (user, day), t in agg.daily.items():
+        key = (user, day.replace(day=1))
+        calls, cost = out.get(key, (0, Decimal(0)))
+        out[key] = (calls + t.calls, cost + t.cost_usd)
+    return out
+
+
+_BUDGETS = sql.SQL(
+    "SELECT user_id, tier, daily_cap_usd, monthly_cap_usd FROM {} WHERE user_id = ANY(%s)"
+).format(table("budgets"))
+_PLAN_CAPS = sql.SQL(
+    "SELECT c.user_id, c.plan_id, c.cap_usd FROM unnest(%s::text[], %s::text[]) AS k(user_id, plan_id)"
+    " JOIN {} c ON c.user_id = k.user_id AND c.plan_id = k.plan_id"
+).format(table("plan_caps"))
 _INSERT_ALERTS = sql.SQL(
     "INSERT INTO {} (alert_id, user_id, scope, period, plan_id, threshold_percent, spent_usd, cap_usd)"
     " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[],"
@@ -79,25 +92,35 @@ _INSERT_ALERTS = sql.SQL(
 
 async def raise_alerts(
     conn: AsyncConnection[Any],
-    delta: Aggregates,
+    totals: RunningTotals,
     tier_caps: dict[str, Caps],
     plan_cap_default: Decimal | None,
 ) -> list[AlertCandidate]:
-    """Thresholds crossed by the spend this transaction added; only the ones not raised
-    before for their period come back (to be published once the transaction commits)."""
+    """Thresholds the spend this transaction added has reached (the running totals come back
+    from the upserts: no re-summing); only the ones not raised before for their period come
+    back, to be published once the transaction commits."""
+    users = sorted({u for u, _ in totals.daily} | {u for u, _ in totals.monthly})
+    caps: dict[str, Caps] = {}
+    if users:
+        cur = await conn.execute(_BUDGETS, (users,))
+        own = {u: (tier, Caps(d, m)) for u, tier, d, m in await cur.fetchall()}
+        for user in users:
+            tier, override = own.get(user, ("free", None))
+            caps[user] = effective_caps(tier or "free", tier_caps, override)
     candidates: list[AlertCandidate] = []
-    days = sorted(k for k, t in delta.daily.items() if t.cost_usd > 0)
-    if days:
-        cur = await conn.execute(_USER_SPEND, ([u for u, _ in days], [d for _, d in days]))
-        for user_id, day, daily, monthly, tier, daily_cap, monthly_cap in await cur.fetchall():
-            caps = effective_caps(tier or "free", tier_caps, Caps(daily_cap, monthly_cap))
-            candidates += user_alerts(user_id, day, Decimal(daily), Decimal(monthly), caps)
-    plans = sorted(k for k, t in delta.plans.items() if t.cost_usd > 0)
-    if plans:
-        cur = await conn.execute(_PLAN_SPEND, ([u for u, _ in plans], [p for _, p in plans]))
-        for user_id, plan_id, spent, cap in await cur.fetchall():
-            cap = Decimal(cap) if cap is not None else plan_cap_default
-            candidates += crossed(user_id, "plan", plan_id, Decimal(spent), cap, plan_id)
+    for (user, day), spent in totals.daily.items():
+        candidates += crossed(user, "daily", day.isoformat(), Decimal(spent), caps[user].daily_usd)
+    for (user, month), spent in totals.monthly.items():
+        candidates += crossed(
+            user, "monthly", month.strftime("%Y-%m"), Decimal(spent), caps[user].monthly_usd
+        )
+    if totals.plans:
+        keys = sorted(totals.plans)
+        cur = await conn.execute(_PLAN_CAPS, ([u for u, _ in keys], [p for _, p in keys]))
+        plan_caps = {(u, p): Decimal(c) for u, p, c in await cur.fetchall()}
+        for (user, plan), spent in totals.plans.items():
+            cap = plan_caps.get((user, plan), plan_cap_default)
+            candidates += crossed(user, "plan", plan, Decimal(spent), cap, plan)
     if not candidates:
         return []
     cur = await conn.execute(

