@@ -211,8 +211,8 @@ class DecisionBody(Body):
     approve: bool
 
 
-class PlanOut(BaseModel):
-    """A plan as its owner sees it (the planner's PlanView, plus costs and resolved places)."""
+class PlanReadout(BaseModel):
+    """What every reader of a plan sees (the planner's PlanView and the resolved places)."""
 
     id: str
     user_id: str
@@ -239,6 +239,11 @@ class PlanOut(BaseModel):
     places: list[Place] = Field(default_factory=list)
     """The destinations as resolved when the gateway accepted the latest request."""
     origin_place: Place | None = None
+
+
+class PlanOut(PlanReadout):
+    """A plan as its owner sees it: with its costs."""
+
     total_cost_usd: Annotated[
         Decimal | None, PlainSerializer(lambda v: None if v is None else float(v), when_used="json")
     ] = None

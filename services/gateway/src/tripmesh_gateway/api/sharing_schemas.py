@@ -3,14 +3,13 @@ all (not even null): the owner's spend is the owner's business (ARCHITECTURE §9
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
-from tripmesh_contracts import Place, PlanStatus
 from tripmesh_contracts.rpc import PlanVersionView
 
-from tripmesh_gateway.api.schemas import Body, Money, PlanOut
+from tripmesh_gateway.api.schemas import Body, PlanOut, PlanReadout
 
 
 class ShareCreateBody(Body):
@@ -67,35 +66,10 @@ class ShareList(BaseModel):
     items: list[ShareOut]
 
 
-class SharedPlanOut(BaseModel):
-    """A plan as someone it is shared with sees it: read-only, no costs."""
+class SharedPlanOut(PlanReadout):
+    """A plan as someone it is shared with sees it: read-only, no costs. `agent_results` holds
+    per agent only status, reason, error_kind and round (no models, tokens or costs)."""
 
-    id: str
-    user_id: str
-    """The owner."""
-    title: str
-    description: str | None = None
-    destinations: list[str]
-    origin: str | None = None
-    start_date: date
-    end_date: date
-    budget_total: Money
-    budget_currency: str
-    traveler_count: int
-    preferences: dict[str, Any] = Field(default_factory=dict)
-    constraints: dict[str, Any] = Field(default_factory=dict)
-    status: PlanStatus
-    version: int
-    completion_percentage: int = 0
-    plan_data: dict[str, Any] = Field(default_factory=dict)
-    agent_results: dict[str, Any] = Field(default_factory=dict)
-    """Per agent: status, reason, error_kind, round (no models, tokens or costs)."""
-    status_reason: str | None = None
-    created_at: datetime
-    updated_at: datetime
-    completed_at: datetime | None = None
-    places: list[Place] = Field(default_factory=list)
-    origin_place: Place | None = None
     access: Literal["shared"] = "shared"
     permission: Literal["read"] = "read"
 
