@@ -35,6 +35,15 @@ class ApiKeyRecord:
 API_KEY_COLUMNS = "id, user_id, name, prefix, created_at, last_used_at, expires_at, revoked_at"
 
 
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    created_at: datetime
+    last_activity: datetime
+    expires_at: datetime
+    user_agent: str | None
+
+
 class AuthStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
@@ -111,6 +120,17 @@ class AuthStore:
                     (revoked,),
                 )
         return len(revoked)
+
+    async def live_sessions(self, user_id: str) -> list[SessionRecord]:
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=class_row(SessionRecord))
+            await cur.execute(
+                f"SELECT id, created_at, last_activity, expires_at, user_agent FROM {SCHEMA}.user_sessions"
+                " WHERE user_id = %s AND revoked_at IS NULL AND expires_at > now()"
+                " ORDER BY last_activity DESC",
+                (user_id,),
+            )
+            return await cur.fetchall()
 
     async def revoke_family_session(self, family_id: str, reason: str) -> None:
         async with self.pool.connection() as conn:

@@ -177,3 +177,31 @@ async def test_admin_reads_any_users_costs_but_not_plans(
     plan_id = plan.json()["id"]
     assert (await client.get(f"/plans/{plan_id}", headers=boss_auth)).status_code == 404
     assert (await client.get(f"/plans?user_id={someone['id']}", headers=boss_auth)).json()["total"] == 0
+
+
+async def test_sessions_are_listed_and_one_can_be_ended(client: httpx.AsyncClient, users: Users) -> None:
+    user = await users.signup()
+    laptop = await users.login(user["email"])
+    phone = await users.login(user["email"])
+    listed = await client.get("/auth/sessions", headers=bearer(laptop["access_token"]))
+    assert listed.status_code == 200, listed.text
+    items = listed.json()["items"]
+    assert len(items) >= 2 and sum(1 for s in items if s["current"]) == 1
+    current = next(s["id"] for s in items if s["current"])
+    phone_id = next(s["id"] for s in items if not s["current"])
+
+    # someone else cannot see or end them: 404, as for any resource not theirs
+    other = await users.login((await users.signup())["email"])
+    ended_by_other = await client.delete(f"/auth/sessions/{phone_id}", headers=bearer(other["access_token"]))
+    assert ended_by_other.status_code == 404
+    assert (await client.get("/auth/me", headers=bearer(phone["access_token"]))).status_code == 200
+
+    ended = await client.delete(f"/auth/sessions/{phone_id}", headers=bearer(laptop["access_token"]))
+    assert ended.status_code == 204
+    assert (await client.get("/auth/me", headers=bearer(phone["access_token"]))).status_code == 401
+    refreshed = await client.post("/auth/refresh", json={"refresh_token": phone["refresh_token"]})
+    assert refreshed.status_code == 401
+    again = await client.delete(f"/auth/sessions/{phone_id}", headers=bearer(laptop["access_token"]))
+    assert again.status_code == 404
+    remaining = (await client.get("/auth/sessions", headers=bearer(laptop["access_token"]))).json()["items"]
+    assert current in {s["id"] for s in remaining} and phone_id not in {s["id"] for s in remaining}

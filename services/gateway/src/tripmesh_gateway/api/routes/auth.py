@@ -13,7 +13,7 @@ from tripmesh_kit.logging import get_logger
 
 from tripmesh_gateway.api.deps import AnonymousRateLimit, CurrentSession, CurrentUser, RuntimeDep
 from tripmesh_gateway.api.errors import ApiProblem, unauthorized, validation_problem
-from tripmesh_gateway.api.routes import api_keys
+from tripmesh_gateway.api.routes import api_keys, sessions
 from tripmesh_gateway.api.schemas import (
     LoginBody,
     PasswordChangeBody,
@@ -224,3 +224,4 @@ async def change_password(
 
 
 router.include_router(api_keys.router)
+router.include_router(sessions.router)
