@@ -68,40 +68,33 @@ async def answer(
     return reply_model(error=error).model_dump(mode="json")
 
 
+def responder(
+    broker: NatsBroker,
+    subject: str,
+    request_model: type[Req],
+    reply_model: type[Rep],
+    work: Callable[[Req], Awaitable[Rep]],
+) -> None:
+    """One `svc.ledger.*` responder: decode, `work`, reply (errors as the reply's `error`)."""
+
+    async def respond(msg: NatsMessage) -> dict[str, Any]:
+        return await answer(msg.body, request_model, reply_model, work)
+
+    respond.__name__ = respond.__qualname__ = "on_" + subject.removeprefix("svc.ledger.").replace(".", "_")
+    broker.subscriber(subject, queue=QUEUE, max_workers=RPC_WORKERS)(respond)
+
+
 def register_handlers(broker: NatsBroker, queries: LedgerQueries, budgets: BudgetQueries) -> None:
-    @broker.subscriber(subjects.SVC_LEDGER_SUMMARY, queue=QUEUE, max_workers=RPC_WORKERS)
-    async def on_summary(msg: NatsMessage) -> dict[str, Any]:
-        return await answer(msg.body, CostSummaryRequest, CostSummaryReply, queries.summary)
+    async def budget_check(req: BudgetCheckRequest) -> BudgetCheckReply:
+        await budgets.reservations.remember_tier(req.user_id, req.tier)
+        return await queries.budget_check(req)
 
-    @broker.subscriber(subjects.SVC_LEDGER_PLAN_COSTS, queue=QUEUE, max_workers=RPC_WORKERS)
-    async def on_plan_costs(msg: NatsMessage) -> dict[str, Any]:
-        return await answer(msg.body, PlanCostsRequest, PlanCostsReply, queries.plan_costs)
-
-    @broker.subscriber(subjects.SVC_LEDGER_BUDGET_CHECK, queue=QUEUE, max_workers=RPC_WORKERS)
-    async def on_budget_check(msg: NatsMessage) -> dict[str, Any]:
-        async def check(req: BudgetCheckRequest) -> BudgetCheckReply:
-            await budgets.reservations.remember_tier(req.user_id, req.tier)
-            return await queries.budget_check(req)
-
-        return await answer(msg.body, BudgetCheckRequest, BudgetCheckReply, check)
-
+    responder(broker, subjects.SVC_LEDGER_SUMMARY, CostSummaryRequest, CostSummaryReply, queries.summary)
+    responder(broker, subjects.SVC_LEDGER_PLAN_COSTS, PlanCostsRequest, PlanCostsReply, queries.plan_costs)
+    responder(broker, subjects.SVC_LEDGER_BUDGET_CHECK, BudgetCheckRequest, BudgetCheckReply, budget_check)
     # The runner's hot path: one reserve and one settle per LLM call attempt.
-    @broker.subscriber(subjects.SVC_LEDGER_RESERVE, queue=QUEUE, max_workers=RPC_WORKERS)
-    async def on_reserve(msg: NatsMessage) -> dict[str, Any]:
-        return await answer(msg.body, ReserveRequest, ReserveReply, budgets.reserve)
-
-    @broker.subscriber(subjects.SVC_LEDGER_SETTLE, queue=QUEUE, max_workers=RPC_WORKERS)
-    async def on_settle(msg: NatsMessage) -> dict[str, Any]:
-        return await answer(msg.body, SettleRequest, SettleReply, budgets.settle)
-
-    @broker.subscriber(subjects.SVC_LEDGER_BUDGET_GET, queue=QUEUE, max_workers=RPC_WORKERS)
-    async def on_budget_get(msg: NatsMessage) -> dict[str, Any]:
-        return await answer(msg.body, BudgetGetRequest, BudgetView, budgets.budget_get)
-
-    @broker.subscriber(subjects.SVC_LEDGER_BUDGET_SET, queue=QUEUE, max_workers=RPC_WORKERS)
-    async def on_budget_set(msg: NatsMessage) -> dict[str, Any]:
-        return await answer(msg.body, BudgetSetRequest, BudgetView, budgets.budget_set)
-
-    @broker.subscriber(subjects.SVC_LEDGER_ALERTS, queue=QUEUE, max_workers=RPC_WORKERS)
-    async def on_alerts(msg: NatsMessage) -> dict[str, Any]:
-        return await answer(msg.body, AlertsRequest, AlertsReply, budgets.alerts_for)
+    responder(broker, subjects.SVC_LEDGER_RESERVE, ReserveRequest, ReserveReply, budgets.reserve)
+    responder(broker, subjects.SVC_LEDGER_SETTLE, SettleRequest, SettleReply, budgets.settle)
+    responder(broker, subjects.SVC_LEDGER_BUDGET_GET, BudgetGetRequest, BudgetView, budgets.budget_get)
+    responder(broker, subjects.SVC_LEDGER_BUDGET_SET, BudgetSetRequest, BudgetView, budgets.budget_set)
+    responder(broker, subjects.SVC_LEDGER_ALERTS, AlertsRequest, AlertsReply, budgets.alerts_for)

@@ -69,6 +69,24 @@ def next_attempt(job: AgentJob, deadline_seconds: float) -> AgentJob:
     )
 
 
+def job_values(job: AgentJob) -> tuple[Any, ...]:
+    """An `agent_executions` row's job columns, in the order its INSERTs name them (job_id
+    through deadline_at)."""
+    return (
+        job.id,
+        job.plan_id,
+        job.run_id,
+        job.user_id,
+        job.version,
+        job.stage.value,
+        job.round,
+        job.agent.value,
+        job.attempt,
+        Jsonb(job.model_dump(mode="json")),
+        job.deadline,
+    )
+
+
 class Executions(SchemaStore):
     async def _insert(self, conn: AsyncConnection[Any], job: AgentJob) -> None:
         assert job.deadline is not None
@@ -79,19 +97,7 @@ class Executions(SchemaStore):
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s)"
                 " ON CONFLICT DO NOTHING"
             ),
-            (
-                job.id,
-                job.plan_id,
-                job.run_id,
-                job.user_id,
-                job.version,
-                job.stage.value,
-                job.round,
-                job.agent.value,
-                job.attempt,
-                Jsonb(job.model_dump(mode="json")),
-                job.deadline,
-            ),
+            job_values(job),
         )
 
     async def record(self, jobs: list[AgentJob]) -> list[AgentJob]:
@@ -238,17 +244,7 @@ class Executions(SchemaStore):
                     " ON CONFLICT DO NOTHING"
                 ),
                 (
-                    job.id,
-                    job.plan_id,
-                    job.run_id,
-                    job.user_id,
-                    job.version,
-                    job.stage.value,
-                    job.round,
-                    job.agent.value,
-                    job.attempt,
-                    Jsonb(job.model_dump(mode="json")),
-                    job.deadline,
+                    *job_values(job),
                     Jsonb(previous["output"]),
                     f"reused:{previous['job_id']}",
                 ),
