@@ -21,7 +21,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from tripmesh_cost_ledger.budgeting import AlertCandidate, crossed
+from tripmesh_cost_ledger.budgeting import AlertCandidate, crossed, daily_alerts, monthly_alerts
 from tripmesh_cost_ledger.domain import COLUMNS, Aggregates, Caps, UsageRow, effective_caps
 
 SCHEMA = "ledger"
@@ -109,11 +109,9 @@ async def raise_alerts(
             caps[user] = effective_caps(tier or "free", tier_caps, override)
     candidates: list[AlertCandidate] = []
     for (user, day), spent in totals.daily.items():
-        candidates += crossed(user, "daily", day.isoformat(), Decimal(spent), caps[user].daily_usd)
+        candidates += daily_alerts(user, day, Decimal(spent), caps[user].daily_usd)
     for (user, month), spent in totals.monthly.items():
-        candidates += crossed(
-            user, "monthly", month.strftime("%Y-%m"), Decimal(spent), caps[user].monthly_usd
-        )
+        candidates += monthly_alerts(user, month, Decimal(spent), caps[user].monthly_usd)
     if totals.plans:
         keys = sorted(totals.plans)
         cur = await conn.execute(_PLAN_CAPS, ([u for u, _ in keys], [p for _, p in keys]))

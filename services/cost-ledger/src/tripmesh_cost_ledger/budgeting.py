@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from tripmesh_contracts.ids import stable_id
 
-from tripmesh_cost_ledger.domain import ZERO, Caps
+from tripmesh_cost_ledger.domain import ZERO
 
 ALERT_THRESHOLDS = (50, 80, 100)
 """Percent of a cap at which a cost alert is raised, once per threshold per period."""
@@ -105,9 +105,10 @@ def crossed(
     ]
 
 
-def user_alerts(
-    user_id: str, day: date, daily_spent: Decimal, monthly_spent: Decimal, caps: Caps
-) -> list[AlertCandidate]:
-    return crossed(user_id, "daily", day.isoformat(), daily_spent, caps.daily_usd) + crossed(
-        user_id, "monthly", day.strftime("%Y-%m"), monthly_spent, caps.monthly_usd
-    )
+def daily_alerts(user_id: str, day: date, spent: Decimal, cap: Decimal | None) -> list[AlertCandidate]:
+    return crossed(user_id, "daily", day.isoformat(), spent, cap)
+
+
+def monthly_alerts(user_id: str, month: date, spent: Decimal, cap: Decimal | None) -> list[AlertCandidate]:
+    """`month`: any day of it (the period is the month, e.g. 2026-11)."""
+    return crossed(user_id, "monthly", month.strftime("%Y-%m"), spent, cap)

@@ -8,7 +8,16 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tripmesh_cost_ledger.budgeting import Exposure, Limits, crossed, plan_cap, reserve_decision, user_alerts
+from tripmesh_cost_ledger.budgeting import (
+    AlertCandidate,
+    Exposure,
+    Limits,
+    crossed,
+    daily_alerts,
+    monthly_alerts,
+    plan_cap,
+    reserve_decision,
+)
 from tripmesh_cost_ledger.domain import Caps
 
 D = Decimal
@@ -62,6 +71,14 @@ def test_thresholds_reached(spent: str, raised: list[int]) -> None:
     alerts = crossed("u", "plan", "p1", D(spent), D("1"), "p1")
     assert [a.threshold_percent for a in alerts] == raised
     assert len({a.alert_id for a in alerts}) == len(raised)
+
+
+def user_alerts(
+    user_id: str, day: date, daily: Decimal, monthly: Decimal, caps: Caps
+) -> list[AlertCandidate]:
+    return daily_alerts(user_id, day, daily, caps.daily_usd) + monthly_alerts(
+        user_id, day, monthly, caps.monthly_usd
+    )
 
 
 def test_alert_ids_are_per_user_scope_period_and_threshold() -> None:
