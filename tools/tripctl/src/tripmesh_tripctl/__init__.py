@@ -1,0 +1,1 @@
+"""tripctl: the operator's CLI for tripmesh."""
