@@ -1,7 +1,9 @@
 """structlog set-up: JSON lines in production, readable lines on a TTY.
 
-Every line carries `service`; `plan_id`, `user_id`, `agent`, `trace_id` come from
-contextvars bound by the handlers (`bind_context`).
+Every line carries `service`; `trace_id` / `span_id` come from the current OpenTelemetry
+span (when one is recording or propagated); `plan_id`, `user_id`, `agent` from contextvars
+bound by the handlers (`bind_context`). Lines of libraries logging through stdlib `logging`
+(uvicorn, faststream, psycopg_pool) are rendered the same way, so a JSON log is JSON only.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 
 _SECRET_KEYS = frozenset(
     {
@@ -36,12 +39,35 @@ def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def add_trace_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """`trace_id` / `span_id` of the current span, as the W3C/OTLP hex strings (only when
+    the span context is valid: no tracing, no fields)."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event.setdefault("trace_id", format(context.trace_id, "032x"))
+        event.setdefault("span_id", format(context.span_id, "016x"))
+    return event
+
+
+def uses_json(fmt: str) -> bool:
+    """`LOG_FORMAT`: json, console, or auto (json unless stderr is a terminal)."""
+    return fmt == "json" or (fmt != "console" and not sys.stderr.isatty())
+
+
 def configure_logging(service: str, fmt: str = "auto", level: str = "INFO") -> None:
-    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    use_json = uses_json(fmt)
+
+    def add_service(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+        # also for threads and tasks that did not inherit the contextvars bound below
+        event.setdefault("service", service)
+        return event
+
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_service,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_context,
         _redact,
     ]
     renderer: Any
@@ -60,8 +86,19 @@ def configure_logging(service: str, fmt: str = "auto", level: str = "INFO") -> N
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
-    # libraries that log through stdlib logging (uvicorn, faststream) stay quiet unless warning
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(message)s")
+    # libraries that log through stdlib logging (uvicorn, faststream) stay quiet unless
+    # warning, and their lines go through the same processors and renderer as ours
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *processors],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.captureWarnings(True)
 
 
 def get_logger(name: str | None = None) -> Any:

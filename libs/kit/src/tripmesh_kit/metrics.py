@@ -25,3 +25,11 @@ HANDLER_SECONDS = Histogram(
 STORE_OUTAGE_RETRIES = Counter(
     "tripmesh_store_outage_retries_total", "Handler retries while a store was unavailable"
 )
+BUDGET_REFUSALS = Counter(
+    "tripmesh_budget_refusals_total",
+    "Work refused because a spend cap is reached: `gateway` (a plan answered 402) or `runner`"
+    " (the ledger denied an LLM call's reservation)",
+    ["where"],
+)
+for _where in ("gateway", "runner"):
+    BUDGET_REFUSALS.labels(where=_where)  # both series exist (at 0) before the first refusal

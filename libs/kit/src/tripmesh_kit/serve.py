@@ -28,6 +28,7 @@ def serve(app: Any, host: str, port: int, drain_timeout: float) -> None:
         host=host,
         port=port,
         log_level="warning",
+        log_config=None,  # uvicorn's lines propagate to our (JSON) root handler
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=int(drain_timeout),
