@@ -21,6 +21,7 @@ from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavaila
 from tripmesh_contracts.envelope import Envelope
 from tripmesh_contracts.streams import ALL_CONSUMERS, ALL_STREAMS, ConsumerSpec, StreamSpec
 
+from tripmesh_kit import telemetry
 from tripmesh_kit.logging import get_logger
 
 log = get_logger(__name__)
@@ -102,11 +103,16 @@ async def connect(url: str, name: str) -> Client:
 
 
 def make_broker(url: str, name: str, **kwargs: Any) -> NatsBroker:
+    """The service's broker; with tracing on (`configure_tracing` ran first) it carries
+    FastStream's NATS telemetry middleware, so every publish and subscriber propagates W3C
+    trace context in the message headers."""
+    middlewares = (*telemetry.broker_middlewares(), *kwargs.pop("middlewares", ()))
     return NatsBroker(
         servers=[url],
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
+        middlewares=middlewares,
         **kwargs,
     )
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 from tripmesh_contracts import subjects
 from tripmesh_contracts.streams import ConsumerSpec
 
-from tripmesh_kit import metrics
+from tripmesh_kit import metrics, telemetry
 from tripmesh_kit.bus import MSG_ID, Bus
 from tripmesh_kit.logging import bind_context, get_logger, unbind_context
 
@@ -148,6 +148,9 @@ async def handle_message(
         metrics.MESSAGES_HANDLED.labels(consumer=spec.durable, outcome="dead_lettered").inc()
         return
     bind_context(plan_id=getattr(payload, "plan_id", None), user_id=getattr(payload, "user_id", None))
+    traced = telemetry.enter_message(
+        raw.headers, plan_id=getattr(payload, "plan_id", None), user_id=getattr(payload, "user_id", None)
+    )
     outcome = "ok"
     try:
         async with in_progress_heartbeat(raw, every=max(spec.ack_wait_seconds / 3, 1.0)):
@@ -176,3 +179,4 @@ async def handle_message(
         metrics.MESSAGES_HANDLED.labels(consumer=spec.durable, outcome=outcome).inc()
         metrics.HANDLER_SECONDS.labels(consumer=spec.durable).observe(time.perf_counter() - started)
         unbind_context("plan_id", "user_id")
+        telemetry.leave_message(traced)

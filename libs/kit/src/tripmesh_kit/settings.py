@@ -39,6 +39,17 @@ class ServiceSettings(BaseSettings):
     """How long SIGTERM waits for in-flight messages before the process exits."""
     provision_streams: bool = True
     """Create/update streams and consumers at start-up (idempotent)."""
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=shared("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+    )
+    """Where traces go (OTLP/HTTP protobuf); unset: tracing off (tripmesh_kit.telemetry)."""
+    otel_service_name: str | None = Field(default=None, validation_alias=shared("OTEL_SERVICE_NAME"))
+    """The trace resource's service.name; unset: `service_name`."""
+
+    @property
+    def trace_service_name(self) -> str:
+        return self.otel_service_name or self.service_name
 
     @model_validator(mode="after")
     def _credentials_in_url(self) -> ServiceSettings:

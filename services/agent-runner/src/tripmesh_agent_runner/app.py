@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from tripmesh_kit.bus import Bus, make_broker, provision
 from tripmesh_kit.logging import get_logger
 from tripmesh_kit.ops import nats_check, ops_router
+from tripmesh_kit.telemetry import configure_tracing
 
 from tripmesh_agent_runner.budget import PriceBook
 from tripmesh_agent_runner.cache import KvCache
@@ -34,6 +35,10 @@ log = get_logger(__name__)
 def create_app(settings: Settings | None = None, llm: LlmClient | None = None) -> FastAPI:
     """`llm` replaces the litellm client (tests of the wiring); None = litellm."""
     settings = settings or Settings()
+    # before the broker and pools exist: they pick up the middleware and instrumentation
+    configure_tracing(
+        settings.trace_service_name, settings.otel_exporter_otlp_endpoint, distribution="agent-runner"
+    )
     # graceful_timeout: on shutdown the broker stops fetching and waits this long for the jobs
     # in hand to finish and publish their results (SIGTERM drain)
     # FastStream's own access lines ("Received", "Processed") are INFO on a plain-text

@@ -12,6 +12,7 @@ from tripmesh_kit.bus import Bus, make_broker, provision
 from tripmesh_kit.logging import get_logger
 from tripmesh_kit.ops import nats_check, ops_router
 from tripmesh_kit.pg import apply_migrations, load_migrations, make_pool, pg_check
+from tripmesh_kit.telemetry import configure_tracing
 
 from tripmesh_cost_ledger.alerts_store import AlertStore
 from tripmesh_cost_ledger.budget_queries import BudgetQueries
@@ -33,6 +34,10 @@ async def migrate(database_url: str) -> int:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    # before the broker and pools exist: they pick up the middleware and instrumentation
+    configure_tracing(
+        settings.trace_service_name, settings.otel_exporter_otlp_endpoint, distribution="cost-ledger"
+    )
     # FastStream's own logger writes INFO lines in its own (non-JSON) format for every
     # request; a stdlib logger without handlers leaves it to configure_logging's WARNING level.
     broker = make_broker(

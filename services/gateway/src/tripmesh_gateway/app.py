@@ -13,6 +13,7 @@ from tripmesh_kit.bus import Bus, make_broker, provision
 from tripmesh_kit.logging import get_logger
 from tripmesh_kit.ops import nats_check, ops_router
 from tripmesh_kit.pg import make_pool, pg_check
+from tripmesh_kit.telemetry import configure_tracing, instrument_app
 from tripmesh_places import warm_up
 
 from tripmesh_gateway import asyncapi
@@ -91,6 +92,10 @@ async def start_nats_callout(runtime: Runtime) -> CalloutResponder | None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    # before the broker and pools exist: they pick up the middleware and instrumentation
+    configure_tracing(
+        settings.trace_service_name, settings.otel_exporter_otlp_endpoint, distribution="gateway"
+    )
     runtime = build_runtime(settings)
     pool = runtime.store.pool
 
@@ -130,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"persistAuthorization": not production},
     )
     app.state.runtime = runtime
+    instrument_app(app)  # the HTTP request is the root span of a plan's trace
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetricsMiddleware)

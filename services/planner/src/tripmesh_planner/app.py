@@ -13,6 +13,7 @@ from tripmesh_kit.bus import Bus, make_broker, provision
 from tripmesh_kit.logging import get_logger
 from tripmesh_kit.ops import nats_check, ops_router
 from tripmesh_kit.pg import apply_migrations, load_migrations, make_pool, pg_check
+from tripmesh_kit.telemetry import configure_tracing
 
 from tripmesh_planner.checkpoints import make_checkpoint_pool, setup_checkpoints
 from tripmesh_planner.commands import Commands
@@ -105,6 +106,10 @@ class PlannerService:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    # before the broker and pools exist: they pick up the middleware and instrumentation
+    configure_tracing(
+        settings.trace_service_name, settings.otel_exporter_otlp_endpoint, distribution="planner"
+    )
     service = PlannerService(settings)
 
     @asynccontextmanager

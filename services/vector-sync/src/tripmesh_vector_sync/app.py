@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from tripmesh_kit.bus import Bus, make_broker, provision
 from tripmesh_kit.logging import get_logger
 from tripmesh_kit.ops import nats_check, ops_router
+from tripmesh_kit.telemetry import configure_tracing
 
 from tripmesh_vector_sync.collections import (
     CollectionNames,
@@ -30,6 +31,10 @@ log = get_logger(__name__)
 def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None) -> FastAPI:
     """`embedder` lets tests share one loaded model; the service builds it from settings."""
     settings = settings or Settings()
+    # before the broker and pools exist: they pick up the middleware and instrumentation
+    configure_tracing(
+        settings.trace_service_name, settings.otel_exporter_otlp_endpoint, distribution="vector-sync"
+    )
     embedder = embedder or build_embedder(settings)
     broker = make_broker(
         settings.nats_url, settings.service_name, graceful_timeout=settings.drain_timeout_seconds
