@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from tripmesh_contracts.streams import runner_consumer
 from tripmesh_kit.bus import Bus, make_broker, provision
+from tripmesh_kit.lag import start_lag_poller, stop_lag_poller
 from tripmesh_kit.logging import get_logger
 from tripmesh_kit.ops import nats_check, ops_router
 from tripmesh_kit.telemetry import configure_tracing
@@ -89,6 +91,8 @@ def create_app(settings: Settings | None = None, llm: LlmClient | None = None) -
             await cache.open(bus.js)
         await plan_status.open(bus.js)
         await broker.start()
+        # the lag of each pool this replica serves (tripmesh_consumer_pending_messages)
+        lag = start_lag_poller(lambda: bus.js, [runner_consumer(a) for a in served])
         log.info(
             "agent_runner_started",
             agents=[a.value for a in served],
@@ -100,6 +104,7 @@ def create_app(settings: Settings | None = None, llm: LlmClient | None = None) -
         try:
             yield
         finally:
+            await stop_lag_poller(lag)
             # stop fetching, wait for the jobs in hand (graceful_timeout), then disconnect
             await broker.stop()
             log.info("agent_runner_stopped")

@@ -29,6 +29,7 @@ from typing import Any
 from prometheus_client import Counter
 from tripmesh_contracts.messages import AgentJob
 from tripmesh_contracts.rpc import ReserveRequest, SettleRequest
+from tripmesh_kit import metrics as kit_metrics
 from tripmesh_kit.logging import get_logger
 
 from tripmesh_agent_runner.agents.llm_calls import BudgetExhausted
@@ -136,6 +137,7 @@ class Reserver:
             raise
         if not reply.granted:
             RESERVATIONS.labels(agent=job.agent.value, outcome="denied").inc()
+            kit_metrics.BUDGET_REFUSALS.labels(where="runner").inc()
             log.info("llm_call_denied_by_budget", reason=reply.reason, amount_usd=str(amount), model=model)
             raise BudgetExhausted(reply.reason or "budget_exhausted")
         RESERVATIONS.labels(agent=job.agent.value, outcome="granted").inc()

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from tripmesh_contracts.streams import LEDGER_USAGE
 from tripmesh_kit.bus import Bus, make_broker, provision
+from tripmesh_kit.lag import start_lag_poller, stop_lag_poller
 from tripmesh_kit.logging import get_logger
 from tripmesh_kit.ops import nats_check, ops_router
 from tripmesh_kit.pg import apply_migrations, load_migrations, make_pool, pg_check
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await broker.start()
             await puller.start(bus.js)
             sweeper.start()
+            lag = start_lag_poller(lambda: bus.js, [LEDGER_USAGE])
             log.info(
                 "cost_ledger_started",
                 batch_size=settings.batch_size,
@@ -85,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
             finally:
                 # drain: stop fetching, finish the batch in hand, then the in-flight requests
+                await stop_lag_poller(lag)
                 await sweeper.stop()
                 await puller.stop(settings.drain_timeout_seconds)
                 await broker.stop()

@@ -15,6 +15,7 @@ import nats.errors
 from faststream.exceptions import FastStreamException
 from tripmesh_contracts import Envelope, PlanCreate, PlanRequest, new_id, subjects
 from tripmesh_contracts.rpc import BudgetCheckReply, BudgetCheckRequest
+from tripmesh_kit import metrics as kit_metrics
 from tripmesh_kit.logging import get_logger
 
 from tripmesh_gateway.api.errors import ApiProblem
@@ -68,6 +69,7 @@ async def check_budget(runtime: Runtime, user: UserRecord) -> None:
         log.warning("budget_check_skipped", user_id=user.id, reason=str(exc))
         return
     if not reply.allowed:
+        kit_metrics.BUDGET_REFUSALS.labels(where="gateway").inc()
         raise ApiProblem(
             402,
             "Payment Required",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,7 +10,9 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from tripmesh_contracts import streams
 from tripmesh_kit.bus import Bus, make_broker, provision
+from tripmesh_kit.lag import start_lag_poller, stop_lag_poller
 from tripmesh_kit.logging import get_logger
 from tripmesh_kit.ops import nats_check, ops_router
 from tripmesh_kit.pg import apply_migrations, load_migrations, make_pool, pg_check
@@ -67,6 +70,7 @@ class PlannerService:
         self.reads = Reads(self.pool, settings.db_schema)
         self.rt = Runtime(settings, self.bus, self.store, self.executions, Emitter(self.bus, self.store))
         self._running: Running | None = None
+        self._lag: asyncio.Task[None] | None = None
         register_handlers(self)
 
     @property
@@ -91,11 +95,17 @@ class PlannerService:
             await provision(self.bus.js)
         if consume:
             await self.broker.start()
+            # the planner also exports the DLQ depth: one exporter for the whole system
+            # (deploy/observability/README.md says why this one)
+            self._lag = start_lag_poller(
+                lambda: self.bus.js, [streams.PLANNER_COMMANDS, streams.PLANNER_RESULTS], dlq=True
+            )
         if sweep:
             self._running.sweeper.start()
         log.info("planner_started", schema=settings.db_schema)
 
     async def stop(self) -> None:
+        await stop_lag_poller(self._lag)
         if self._running is not None:
             await self._running.sweeper.stop()
         await self.broker.stop()  # stops fetching, waits for in-flight handlers (drain)

@@ -273,8 +273,10 @@ def build_graph(
             move_plan=False,
             data={"version": run.version, **domain.end_data(outcomes, status)},
         )
-        await rt.store.mark_announced(run.run_id)
-        metrics.RUNS_FINISHED.labels(status=status.value).inc()
+        seconds = await rt.store.mark_announced(run.run_id)
+        if seconds is not None:  # once per run, even when finalize runs again after a crash
+            metrics.RUNS_FINISHED.labels(status=status.value).inc()
+            metrics.PLAN_SECONDS.labels(status=status.value).observe(max(seconds, 0.0))
         return {}
 
     graph = StateGraph(RunState)

@@ -10,7 +10,15 @@ GRAPH_STEPS = Counter(
     ["kind"],
 )
 RUNS_FINISHED = Counter(
-    "tripmesh_planner_runs_finished_total", "Plan runs finished, by final status", ["status"]
+    "tripmesh_planner_runs_finished_total",
+    "Plan runs finished (a create or a revision), by final status: the plans-by-outcome count",
+    ["status"],
+)
+PLAN_SECONDS = Histogram(
+    "tripmesh_planner_plan_seconds",
+    "From the planner accepting a run (the create or revise command) to its terminal status",
+    ["status"],
+    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600),
 )
 AGENT_OUTCOMES = Counter(
     "tripmesh_planner_agent_outcomes_total",

@@ -419,12 +419,17 @@ class Store(SchemaStore):
             )
         return {**stored, "completion_percentage": plan["completion_percentage"] if plan else 0}
 
-    async def mark_announced(self, run_id: str) -> None:
+    async def mark_announced(self, run_id: str) -> float | None:
+        """Seconds from the run's acceptance (the command's arrival) to now, when this call
+        announced it; None when an earlier attempt did (a finalize that ran twice)."""
         async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                self.q("UPDATE {s}.runs SET announced_at = now() WHERE run_id = %s AND announced_at IS NULL"),
+            row = await self._one(
+                conn,
+                "UPDATE {s}.runs SET announced_at = now() WHERE run_id = %s AND announced_at IS NULL"
+                " RETURNING extract(epoch FROM now() - created_at)::float8 AS seconds",
                 (run_id,),
             )
+        return None if row is None else float(row["seconds"])
 
     async def claim_stalled(self, older_than: float, limit: int = 50) -> list[str]:
         """Plans to re-check (a replica may have died between two graph steps): running ones

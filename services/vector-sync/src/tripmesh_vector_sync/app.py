@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from tripmesh_contracts.streams import VECTOR_SYNC_CHANGES
 from tripmesh_kit.bus import Bus, make_broker, provision
+from tripmesh_kit.lag import start_lag_poller, stop_lag_poller
 from tripmesh_kit.logging import get_logger
 from tripmesh_kit.ops import nats_check, ops_router
 from tripmesh_kit.telemetry import configure_tracing
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        lag: asyncio.Task[None] | None = None
         try:
             await broker.connect()
             if settings.provision_streams:
@@ -85,8 +88,10 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
                 qdrant=settings.qdrant_url or "local",
             )
             await broker.start()
+            lag = start_lag_poller(lambda: bus.js, [VECTOR_SYNC_CHANGES])
             yield
         finally:
+            await stop_lag_poller(lag)
             # stops fetching and waits for the in-flight batch (graceful_timeout) = drain; also
             # closes the connection when start-up failed half-way (e.g. embedder mismatch)
             await broker.stop()
