@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from tripmesh_contracts.streams import runner_consumer
+from tripmesh_kit import telemetry
 from tripmesh_kit.bus import Bus, make_broker, provision
 from tripmesh_kit.lag import start_lag_poller, stop_lag_poller
 from tripmesh_kit.logging import get_logger
@@ -26,6 +27,7 @@ from tripmesh_agent_runner.ledger_client import LedgerClient
 from tripmesh_agent_runner.llm.base import LlmClient
 from tripmesh_agent_runner.llm.caching import CachingLlmClient
 from tripmesh_agent_runner.llm.litellm_client import LitellmClient  # lazy: no litellm import yet
+from tripmesh_agent_runner.llm.traced import TracedLlmClient
 from tripmesh_agent_runner.plan_status import PlanStatusBoard
 from tripmesh_agent_runner.settings import Settings
 from tripmesh_agent_runner.tools import build_tool_registry
@@ -63,6 +65,8 @@ def create_app(settings: Settings | None = None, llm: LlmClient | None = None) -
         else None
     )
     client: LlmClient = base_client if cache is None else CachingLlmClient(base_client, cache)
+    if telemetry.enabled():
+        client = TracedLlmClient(client)
     tools.cache = cache
     plan_status = PlanStatusBoard(settings.plan_status_bucket)
     ledger = (

@@ -22,6 +22,7 @@ from prometheus_client import Counter, Histogram
 from tripmesh_contracts import streams, subjects
 from tripmesh_contracts.messages import AgentJob, AgentResult
 from tripmesh_contracts.plans import AgentName
+from tripmesh_kit import telemetry
 from tripmesh_kit.bus import Bus
 from tripmesh_kit.consume import PermanentError, handle_message
 from tripmesh_kit.logging import bind_context, get_logger, unbind_context
@@ -88,9 +89,29 @@ class JobRunner:
         # which replica took which delivery of a job: what an operator (or the crash test)
         # reads to see the work a killed replica had in hand
         log.info("agent_job_started", delivered=delivery.delivered, plan_id=job.plan_id)
+        attrs = {
+            "plan_id": job.plan_id, "user_id": job.user_id, "agent": job.agent.value,
+            "model": self.config_for(job.agent).model, "tripmesh.job_id": job.id,
+            "tripmesh.stage": job.stage.value, "tripmesh.attempt": job.attempt,
+            "messaging.message.delivery_count": delivery.delivered,
+        }  # fmt: skip
         try:
-            result = await self._result_for(job, delivery, started)
-            await self.bus.publish(result, subjects.agent_result(job.plan_id))
+            # the job's span: a child of the planner's publish (via the job message's
+            # traceparent); the LLM calls, usage events and the result are inside it
+            with telemetry.span(f"agent.job {job.agent.value}", attrs) as span:
+                result = await self._result_for(job, delivery, started)
+                if span is not None:
+                    span.set_attributes(
+                        telemetry.attributes(
+                            {
+                                "tripmesh.ok": result.ok, "tripmesh.error_kind": result.error_kind,
+                                "gen_ai.usage.input_tokens": result.prompt_tokens,
+                                "gen_ai.usage.output_tokens": result.completion_tokens,
+                                "tripmesh.cost_usd": result.cost_usd,
+                            }
+                        )
+                    )  # fmt: skip
+                await self.bus.publish(result, subjects.agent_result(job.plan_id))
         finally:
             unbind_context("agent", "job_id")
         outcome = "ok" if result.ok else (result.error_kind or "failed")

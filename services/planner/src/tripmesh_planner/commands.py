@@ -22,6 +22,7 @@ from tripmesh_contracts.messages import (
     PlanDelete,
     PlanRevise,
 )
+from tripmesh_kit import telemetry
 from tripmesh_kit.consume import PermanentError
 from tripmesh_kit.logging import get_logger
 
@@ -66,7 +67,9 @@ class Commands:
             PlanCancel: self.cancel,
             PlanDelete: self.delete,
         }[type(command)]
-        await handler(command)
+        attrs = {"plan_id": command.plan_id, "user_id": command.user_id, "tripmesh.command": command.type}
+        with telemetry.span(f"planner.command {command.type}", attrs):
+            await handler(command)
 
     async def create(self, cmd: PlanCreate) -> None:
         plan = await self.rt.store.create_plan(cmd, domain.create_run_id(cmd.plan_id))

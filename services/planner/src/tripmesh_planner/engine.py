@@ -25,6 +25,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 from tripmesh_contracts.plans import Stage
+from tripmesh_kit import telemetry
 from tripmesh_kit.logging import get_logger
 
 from tripmesh_planner import domain, metrics
@@ -101,17 +102,17 @@ class Engine:
                 # what a replica stored but died before announcing goes out before the stage
                 # moves on, never after it (announce.py)
                 await announce_round(self.rt, run.run_id, Stage(waiting["stage"]), int(waiting["round"]))
-            await self._invoke(Command(resume=resume), config, "resume")
+            await self._invoke(Command(resume=resume), config, "resume", plan)
             return True
         if snap.next:
             log.info("graph_continued_after_interruption", plan_id=plan_id, next=list(snap.next))
-            await self._invoke(None, config, "continue")
+            await self._invoke(None, config, "continue", plan)
             return True
         if not snap.values:
             if run.state != "active":
                 return False
             parent = await self.rt.store.run_of_version(plan_id, run.parent_version)
-            await self._invoke(initial_state(plan, run, parent), config, "start")
+            await self._invoke(initial_state(plan, run, parent), config, "start", plan)
             return True
         if run.state == "finished":
             return await self.rt.store.activate_next_queued(plan_id) is not None
@@ -127,8 +128,13 @@ class Engine:
         )
         return None if outcomes is None else {"outcomes": outcomes}
 
-    async def _invoke(self, payload: Any, config: RunnableConfig, kind: str) -> None:
+    async def _invoke(self, payload: Any, config: RunnableConfig, kind: str, plan: PlanRow) -> None:
         metrics.GRAPH_STEPS.labels(kind=kind).inc()
-        # durability="sync": the checkpoint of each step is written before the next step
-        # starts, so a crash never loses a step whose side effects already happened.
-        await self.graph.ainvoke(payload, config, durability="sync")
+        # a resume is caused by the message being handled (the last agent result of a round,
+        # a decision, a cancel): its span links to that message's producer
+        links = telemetry.message_links() if kind == "resume" else None
+        attrs = {"plan_id": plan.plan_id, "user_id": plan.user_id, "tripmesh.graph.step": kind}
+        with telemetry.span(f"planner.graph {kind}", attrs, links=links):
+            # durability="sync": the checkpoint of each step is written before the next step
+            # starts, so a crash never loses a step whose side effects already happened.
+            await self.graph.ainvoke(payload, config, durability="sync")

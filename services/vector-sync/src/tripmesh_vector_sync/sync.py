@@ -26,6 +26,7 @@ from enum import StrEnum
 
 from qdrant_client import models
 from tripmesh_contracts.messages import PlanChanged, PlanSnapshot
+from tripmesh_kit import telemetry
 from tripmesh_kit.consume import PermanentError
 from tripmesh_kit.logging import get_logger
 
@@ -133,12 +134,21 @@ class PlanSync:
     async def apply(
         self, change: PlanChanged, vectors: Vectors | None = None, *, observe_lag: bool = True
     ) -> Outcome:
-        if change.deleted:
-            outcome = await self._delete(change)
-        elif change.snapshot is None:
-            raise PermanentError("plan change without a snapshot and not a deletion")
-        else:
-            outcome = await self._upsert(change, change.snapshot, vectors or {})
+        operation = "delete" if change.deleted else "upsert"
+        attrs: dict[str, telemetry.AttrValue] = {
+            "plan_id": change.plan_id,
+            "user_id": change.user_id,
+            "tripmesh.plan_version": change.version,
+        }
+        with telemetry.span(f"vectors.{operation}", attrs) as span:
+            if change.deleted:
+                outcome = await self._delete(change)
+            elif change.snapshot is None:
+                raise PermanentError("plan change without a snapshot and not a deletion")
+            else:
+                outcome = await self._upsert(change, change.snapshot, vectors or {})
+            if span is not None:
+                span.set_attribute("tripmesh.outcome", outcome.value)
         metrics.CHANGES.labels(outcome=outcome.value).inc()
         if observe_lag and outcome is not Outcome.STALE:
             lag = (datetime.now(UTC) - change.occurred_at).total_seconds()
