@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from tripmesh_contracts.ids import UnsafeTokenError, check_token
+from tripmesh_kit.logging import bind_context
 
 from tripmesh_gateway.api.errors import forbidden, not_found, unauthorized
 from tripmesh_gateway.runtime import Runtime
@@ -68,6 +69,8 @@ async def current_principal(
         principal = Principal(user=user, session_id=claims.session_id)
         await runtime.limiter.enforce(f"user:{user.id}", settings.rate_limit_per_hour, "this user")
     request.state.principal = principal
+    # every later line of this request names its user (the request runs in its own task)
+    bind_context(user_id=principal.user.id)
     return principal
 
 
