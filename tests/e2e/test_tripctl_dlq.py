@@ -37,14 +37,19 @@ def operator_env(stack: Stack) -> dict[str, str]:
     }
 
 
-async def eventually(probe: Any, what: str, timeout: float = 90.0) -> Any:
-    """Poll `probe()` until it returns something truthy (a liveness bound, not a speed test)."""
+async def eventually(probe: Any, what: str, stack: Stack, timeout: float = 90.0) -> Any:
+    """Poll `probe()` until it returns something truthy (a liveness bound, not a speed test);
+    on failure, say where the usage consumer stands and what the ledger last logged."""
     deadline = time.monotonic() + timeout
     while True:
         found = await probe()
         if found:
             return found
-        assert time.monotonic() < deadline, f"never happened: {what}"
+        if time.monotonic() > deadline:
+            status = (await run_tripctl("bus", "status", "--json", env=operator_env(stack))).stdout
+            usage = [c for c in json.loads(status)["consumers"] if c["stream"] == "USAGE"]
+            log = stack.log_path("cost-ledger").read_text()[-3000:]
+            raise AssertionError(f"never happened: {what}\nUSAGE consumers: {usage}\nledger log:\n{log}")
         await asyncio.sleep(0.5)
 
 
@@ -77,7 +82,7 @@ async def test_poison_usage_event_is_shown_fixed_replayed_twice_and_counted_once
     async def listed() -> list[dict[str, Any]]:
         return list((await tripctl("dlq", "ls", "--subject", subjects.usage(user), "--json")).json())
 
-    [letter] = await eventually(listed, "the poison event in the DLQ")
+    [letter] = await eventually(listed, "the poison event in the DLQ", stack)
     assert letter["original_subject"] == subjects.usage(user)
     assert letter["kind"] == "undecodable"
     assert "model" in letter["error"]
@@ -118,7 +123,7 @@ async def test_poison_usage_event_is_shown_fixed_replayed_twice_and_counted_once
             and stream["last_seq"] >= second[0]["stream_seq"]
         )
 
-    await eventually(consumed, "the ledger consuming both replays")
+    await eventually(consumed, "the ledger consuming both replays", stack)
 
     # ... and counts the event exactly once
     summary = (await tripctl("ledger", "summary", "--user", user, "--json")).json()
