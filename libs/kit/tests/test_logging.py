@@ -85,3 +85,10 @@ def test_stdlib_lines_are_json_with_their_exception(json_lines: Any) -> None:
     (line,) = json_lines()
     assert line["event"] == "handler crashed" and line["logger"] == "faststream"
     assert line["level"] == "error" and "ValueError: boom" in line["exception"]
+
+
+def test_faststream_loggers_write_json_at_warning(json_lines: Any) -> None:
+    logging.getLogger("faststream.planner").info("Received")  # FastStream's access lines
+    logging.getLogger("faststream").warning("consumer went away")
+    (line,) = json_lines()
+    assert line["event"] == "consumer went away" and line["service"] == "testsvc"

@@ -7,6 +7,7 @@ timeouts and "no responders" (stream leader moving, server restarting) with the 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -107,6 +108,9 @@ def make_broker(url: str, name: str, **kwargs: Any) -> NatsBroker:
     FastStream's NATS telemetry middleware, so every publish and subscriber propagates W3C
     trace context in the message headers."""
     middlewares = (*telemetry.broker_middlewares(), *kwargs.pop("middlewares", ()))
+    # Without a logger FastStream builds its own (colour text on stdout, INFO, not propagated):
+    # a plain stdlib logger goes through configure_logging's root handler (JSON, WARNING).
+    kwargs.setdefault("logger", logging.getLogger("tripmesh.faststream"))
     return NatsBroker(
         servers=[url],
         name=name,

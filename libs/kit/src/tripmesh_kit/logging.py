@@ -8,6 +8,7 @@ bound by the handlers (`bind_context`). Lines of libraries logging through stdli
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Any
@@ -99,6 +100,13 @@ def configure_logging(service: str, fmt: str = "auto", level: str = "INFO") -> N
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.captureWarnings(True)
+    # FastStream installs a colour text handler on its "faststream" logger at import (INFO,
+    # not propagated), which every "faststream.*" broker logger would write through
+    importlib.import_module("faststream")
+    faststream_logger = logging.getLogger("faststream")
+    faststream_logger.handlers.clear()
+    faststream_logger.propagate = True
+    faststream_logger.setLevel(logging.WARNING)
 
 
 def get_logger(name: str | None = None) -> Any:

@@ -147,6 +147,7 @@ SERVICE_IDENTITIES: dict[str, ServiceIdentity] = {
                 *durable("PLAN_COMMANDS", "planner-commands"),
                 *durable("AGENT_RESULTS", "planner-results"),
                 *kv_bucket(PLAN_STATUS_BUCKET),
+                "$JS.API.STREAM.INFO.DLQ",  # the DLQ depth it exports (tripmesh_kit.lag)
             ),
             subscribe=("svc.planner.>",),
             responds=True,
