@@ -1,8 +1,10 @@
-"""Issue #10 end to end: a poison usage event lands in the DLQ, an operator sees it with
+"""Issue #10 end to end, through the real `tripctl` console script on the stack `make up` starts.
+
+A poison usage event lands in the DLQ, an operator sees it with
 `tripctl dlq ls` / `dlq show`, fixes the body and replays it - twice - and the ledger counts
 the event exactly once (replay is safe to repeat because the ledger is idempotent on the
-event id). Every step goes through the real `tripctl` console script, on the stack `make up`
-starts."""
+event id). Also: `doctor` finds the running stack healthy, and `plan submit --watch`, `plan
+show` and `plan events` work through the gateway with a user's token."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from client import TERMINAL, UserFactory, plan_body
 from tripmesh_contracts import subjects
 from tripmesh_contracts.messages import UsageEvent
 from tripmesh_contracts.streams import LEDGER_USAGE
@@ -136,3 +139,38 @@ async def test_poison_usage_event_is_shown_fixed_replayed_twice_and_counted_once
     assert await listed() == []
     again = await tripctl("dlq", "replay", str(letter["id"]))
     assert again.code == 1 and "no dead letter" in again.stderr
+
+
+async def test_doctor_finds_the_running_stack_healthy(stack: Stack) -> None:
+    """Streams, consumers, schemas and collections as `make up` leaves them: nothing to fix."""
+    ran = await run_tripctl("doctor", "--json", env=operator_env(stack))
+    report = json.loads(ran.stdout)
+    assert ran.code == 0 and report["ok"], [c for c in report["checks"] if not c["ok"]]
+    areas = {c["area"] for c in report["checks"]}
+    assert areas == {"nats", "postgres", "qdrant"}
+
+
+async def test_plan_submit_watch_show_and_events(stack: Stack, new_user: UserFactory) -> None:
+    user = await new_user("operator")
+    env = {**operator_env(stack), "TRIPCTL_TOKEN": user.token}
+    request = json.dumps(plan_body(title="tripctl trip"))
+    submitted = (
+        await run_tripctl("plan", "submit", request, "--destination", "Lisbon", "--watch", "--json", env=env)
+    ).json()
+    plan_id = submitted["id"]
+    kinds = [e["event"] for e in submitted["events"]]
+    assert kinds[0] == "accepted" and kinds[-1] in TERMINAL
+    assert submitted["plan"]["status"] == kinds[-1]
+    assert submitted["plan"]["destinations"] == ["Lisbon"]  # the flag overrode the JSON
+
+    shown = (await run_tripctl("plan", "show", plan_id, "--json", env=env)).json()
+    assert shown["id"] == plan_id and shown["status"] in TERMINAL
+    assert [v["version"] for v in shown["versions"]] == [1]
+    table = await run_tripctl("plan", "show", plan_id, env=env)
+    assert table.code == 0 and "tripctl trip" in table.stdout
+
+    lines = (await run_tripctl("plan", "events", plan_id, "--json", env=env)).stdout.splitlines()
+    assert [json.loads(line)["event"] for line in lines] == kinds
+
+    refused = await run_tripctl("plan", "show", plan_id, env={**env, "TRIPCTL_TOKEN": "not-a-token"})
+    assert refused.code == 1 and "401" in refused.stderr
