@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nats.js import api
@@ -198,3 +200,62 @@ def test_agent_rows_and_event_lines() -> None:
         "agent_completed", {"completion_percentage": 40, "agent": "weather", "stage": "research"}
     )
     assert line.split() == ["agent_completed", "40%", "stage=research", "agent=weather"]
+
+
+def _text(render: Any, *args: Any) -> str:
+    from rich.console import Console
+
+    out = Console(record=True, width=200, file=io.StringIO())
+    render(*args, out)
+    return out.export_text()
+
+
+def test_human_tables_show_what_on_call_reads() -> None:
+    from tripmesh_tripctl import bus, dlq, ledger
+
+    status = {
+        "streams": [
+            {
+                "name": "USAGE",
+                "messages": 3,
+                "bytes": 4096,
+                "distinct_subjects": 2,
+                "consumers": 1,
+                "subjects": ["usage.llm.>"],
+            }
+        ],
+        "consumers": [
+            {
+                "stream": "USAGE",
+                "name": "cost-ledger-usage",
+                "pending": 7,
+                "ack_pending": 2,
+                "redelivered": 1,
+                "waiting": 1,
+                "last_active": None,
+            }
+        ],
+    }
+    text = _text(bus.render, status)
+    assert "cost-ledger-usage" in text and "4.0 KiB" in text and "never" in text
+
+    row = {**letter().summary(), "time": NOW}
+    listing = _text(dlq.render_list, [row])
+    assert "usage.llm.u1" in listing and "undecodable" in listing
+    assert _text(dlq.render_list, []).strip() == "no dead letters"
+    detail = _text(dlq.render_detail, {**letter().detail(), "time": NOW})
+    assert "USAGE/42" in detail and "traceparent" in detail and '"id": "e1"' in detail
+
+    summary = {
+        "user_id": "u1",
+        "plan_id": None,
+        "calls": 2,
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "total_cost_usd": "0.5",
+        "by_agent": [
+            {"key": "weather", "calls": 2, "prompt_tokens": 10, "completion_tokens": 5, "cost_usd": "0.5"}
+        ],
+    }
+    text = _text(ledger.render_summary, summary)
+    assert "2 calls" in text and "$0.5" in text and "weather" in text
