@@ -20,7 +20,8 @@ from otlp_receiver import OtlpReceiver, ReceivedSpan
 from tripmesh_devstack.services import default_services
 from tripmesh_devstack.supervisor import Stack
 
-pytestmark = pytest.mark.e2e
+# a stack of its own: its start-up on a busy two-core machine can take minutes
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 SERVICES = {"gateway", "planner", "agent-runner", "cost-ledger", "vector-sync"}
 SPAN_KIND_SERVER = 2
