@@ -92,3 +92,25 @@ def test_faststream_loggers_write_json_at_warning(json_lines: Any) -> None:
     logging.getLogger("faststream").warning("consumer went away")
     (line,) = json_lines()
     assert line["event"] == "consumer went away" and line["service"] == "testsvc"
+
+
+def test_console_formats(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", out)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        for fmt, coloured in (("console", False), ("color", True)):
+            configure_logging("testsvc", fmt, "INFO")
+            get_logger("t").info("readable", plan_id="p1")
+            text = out.getvalue()
+            out.seek(0)
+            out.truncate()
+            assert "readable" in text and "plan_id" in text and not text.startswith("{")
+            assert ("\x1b[" in text) == coloured, fmt
+    finally:
+        structlog.reset_defaults()
+        structlog.contextvars.clear_contextvars()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.captureWarnings(False)

@@ -51,8 +51,9 @@ def add_trace_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def uses_json(fmt: str) -> bool:
-    """`LOG_FORMAT`: json, console, or auto (json unless stderr is a terminal)."""
-    return fmt == "json" or (fmt != "console" and not sys.stderr.isatty())
+    """`LOG_FORMAT`: json, console, color (console with colours), or auto (json unless stderr
+    is a terminal)."""
+    return fmt == "json" or (fmt not in ("console", "color") and not sys.stderr.isatty())
 
 
 def configure_logging(service: str, fmt: str = "auto", level: str = "INFO") -> None:
@@ -76,7 +77,8 @@ def configure_logging(service: str, fmt: str = "auto", level: str = "INFO") -> N
         processors += [structlog.processors.format_exc_info]
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # `color`: coloured even into a file (`make up` echoes the service logs to a terminal)
+        renderer = structlog.dev.ConsoleRenderer(colors=fmt == "color" or sys.stderr.isatty())
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -31,7 +31,7 @@ class ServiceSettings(BaseSettings):
     """This service's own NATS identity (issue #8); unset: as NATS_URL says (no auth)."""
     data_dir: Path = Field(default=Path(".tripmesh"), validation_alias=shared("TRIPMESH_DATA_DIR"))
     log_format: str = Field(default="auto", validation_alias=shared("LOG_FORMAT"))
-    """json | console | auto (json unless stderr is a TTY)."""
+    """json | console | color | auto (json unless stderr is a TTY)."""
     log_level: str = Field(default="INFO", validation_alias=shared("LOG_LEVEL"))
     http_host: str = "127.0.0.1"
     http_port: int = 0

@@ -124,7 +124,8 @@ class Stack:
             "NATS_URL": self.nats.url if self.nats else self.nats_url,  # identities: service_env
             "DATABASE_URL": self.database_url,
             "TRIPMESH_DATA_DIR": str(self.data_dir),
-            "LOG_FORMAT": "console",
+            # readable lines, coloured when the console we echo them to is a terminal
+            "LOG_FORMAT": "color" if self.console.color else "console",
             "PYTHONUNBUFFERED": "1",  # lines reach the log as they are written
         }
         if self.qdrant_url:
