@@ -47,6 +47,8 @@ async def test_gauges_follow_the_consumer_and_the_dlq(own_nats_url: str) -> None
             assert value(lag.CONSUMER_ACK_PENDING, SPEC.durable) == 2
             assert value(lag.DLQ_MESSAGES) == 1
             assert value(lag.CONSUMER_POLL_ERRORS, SPEC.durable) == 0
+            info = lag.CONSUMER_INFO.labels(consumer="lag-test", stream="LAGTEST", filter_subject="lagtest.>")
+            assert info._value.get() == 1
 
             await js.delete_consumer(SPEC.stream, SPEC.durable)  # a failing poll does not stop it
             for _ in range(100):

@@ -40,6 +40,12 @@ CONSUMER_POLL_ERRORS = Gauge(
     "1 while the last consumer_info of the durable failed (NATS down, consumer missing)",
     ["consumer"],
 )
+CONSUMER_INFO = Gauge(
+    "tripmesh_consumer_info",
+    "1 per durable consumer a service reads: its stream and subject filter (join on `consumer`"
+    " to see the handled / dead-lettered counters by subject)",
+    ["consumer", "stream", "filter_subject"],
+)
 DLQ_MESSAGES = Gauge("tripmesh_dlq_messages", "Messages in the DLQ stream (dead letters kept for operators)")
 
 POLL_INTERVAL_SECONDS = 5.0
@@ -79,6 +85,7 @@ async def poll_lag(
     connect after the task starts. Failures never end the loop (NATS may be restarting)."""
     specs = list(specs)
     for spec in specs:  # series exist from the first scrape, before the first poll answers
+        CONSUMER_INFO.labels(spec.durable, spec.stream, spec.filter_subject).set(1)
         CONSUMER_PENDING.labels(consumer=spec.durable)
         CONSUMER_ACK_PENDING.labels(consumer=spec.durable)
     while True:
