@@ -4,10 +4,9 @@ bench/ledger/replay.py's figure; not a test, asserts nothing about speed).
 On embedded Postgres, for N events in batches of B (fresh rows each time):
 - decode: `UsageEvent.model_validate_json` + `UsageRow.from_event` (the ingestor's decode);
 - store.ingest: `LedgerStore.ingest` as the service builds it (tier caps: alerts raised);
-- insert + totals: the same minus reservations/alerts (`_insert_rows` + `_add_totals`);
-- COPY variant: the batch COPYed (binary) into a temporary table, `INSERT ... SELECT ... ON
-  CONFLICT DO NOTHING RETURNING event_id`, the totals from the rows in hand (a sketch of a
-  possible fix, written here, not in the service).
+- store.ingest without alerts (what `rebuild` runs);
+- write_batch alone: binary COPY into the stage table + the one insert-and-totals statement;
+- store.ingest, all duplicates (a replay of rows already present).
 Reports wall seconds and this process's CPU seconds per 1,000 events for each.
 
     uv run python bench/ledger/ingest_paths.py [--events 50000] [--batch-size 500]
@@ -23,42 +22,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from psycopg import sql
 from tripmesh_cost_ledger.app import migrate
-from tripmesh_cost_ledger.domain import COLUMNS, UsageRow, aggregate, decode_usage
+from tripmesh_cost_ledger.domain import UsageRow, decode_usage, unique_in_order
 from tripmesh_cost_ledger.settings import Settings
 from tripmesh_cost_ledger.store import LedgerStore
+from tripmesh_cost_ledger.writes import write_batch
 from tripmesh_devstack import PostgresServer
 from tripmesh_kit.pg import make_pool
 from workload import Workload
 
-_STAGE = sql.SQL(
-    "CREATE TEMP TABLE IF NOT EXISTS stage_usage (LIKE ledger.usage_events INCLUDING DEFAULTS)"
-    " ON COMMIT DELETE ROWS"
-)
-COPY_TYPES = (  # COLUMNS' types, in order
-    *("text", "text", "text", "text", "text", "int4", "text", "text", "text", "int8", "int8", "numeric"),
-    *("int8", "int4", "bool", "bool", "text", "text", "text", "bool", "timestamptz"),
-)
-_FROM_STAGE = sql.SQL(
-    "INSERT INTO ledger.usage_events ({cols}) SELECT {cols} FROM stage_usage ORDER BY event_id"
-    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
-).format(cols=sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
 
-
-async def copy_variant(store: LedgerStore, rows: Sequence[UsageRow]) -> None:
+async def write_only(store: LedgerStore, rows: Sequence[UsageRow]) -> None:
     async with store.pool.connection() as conn, conn.transaction():
-        await conn.execute(_STAGE)
-        cur = conn.cursor()
-        copy_sql = sql.SQL("COPY stage_usage ({}) FROM STDIN (FORMAT BINARY)").format(
-            sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-        )
-        async with cur.copy(copy_sql) as copy:
-            copy.set_types(list(COPY_TYPES))
-            for row in rows:
-                await copy.write_row([getattr(row, c) for c in COLUMNS])
-        added = {r[0] for r in await (await conn.execute(_FROM_STAGE)).fetchall()}
-        await store._add_totals(conn, aggregate(r for r in rows if r.event_id in added))
+        await write_batch(conn, unique_in_order(rows))
 
 
 async def timed(
@@ -98,18 +74,16 @@ async def measure(url: str, n: int, batch_size: int) -> list[dict[str, Any]]:
         rows = decoded[part * n : (part + 1) * n]
         return [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
 
-    async def plain(rows: list[UsageRow]) -> None:
-        async with store.pool.connection() as conn, conn.transaction():
-            await store._add_totals(conn, aggregate(await store._insert_rows(conn, rows)))
+    no_alerts = LedgerStore(pool)
 
     try:
         results.append(await timed("LedgerStore.ingest (service, alerts on)", batches(0), store.ingest))
-        results.append(await timed("insert RETURNING * + totals (no alerts)", batches(1), plain))
+        results.append(await timed("LedgerStore.ingest (no alerts: rebuild)", batches(1), no_alerts.ingest))
         results.append(
             await timed(
-                "COPY binary + INSERT..SELECT RETURNING id + totals",
+                "write_batch alone (COPY + insert-and-totals)",
                 batches(2),
-                lambda rows: copy_variant(store, rows),
+                lambda rows: write_only(store, rows),
             )
         )
         results.append(await timed("LedgerStore.ingest, all duplicates", batches(0), store.ingest))

@@ -21,7 +21,7 @@ of nats-server in each measured window (psutil), the service's own counters, and
 py-spy profile of the consumer (`--profile-seconds`). Writes reports/bench/ledger-replay.json
 and .md. A measurement: it asserts correctness, never speed.
 
-    uv run python bench/ledger/replay.py --events 1000000 [--batch-size 500] [--window 0.2]
+    uv run python bench/ledger/replay.py --events 1000000 [--batch-size 500] [--window 0.2] [--concurrency 2]
 """
 
 from __future__ import annotations
@@ -255,6 +255,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "DATABASE_URL": database_url,
             "COST_LEDGER_BATCH_SIZE": str(args.batch_size),
             "COST_LEDGER_BATCH_WINDOW_SECONDS": str(args.window),
+            "COST_LEDGER_INGEST_CONCURRENCY": str(args.concurrency),
             "TRIPMESH_DATA_DIR": str(tmp / "data"),
         }
         ledger = LedgerProcess(tmp / "cost-ledger.log", env)
@@ -293,6 +294,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "events": args.events,
         "batch_size": args.batch_size,
         "window_seconds": args.window,
+        "ingest_concurrency": args.concurrency,
         "publish": {
             "seconds": round(publish_seconds, 1),
             "events_per_s": round(args.events / publish_seconds),
@@ -309,6 +311,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=500, help="COST_LEDGER_BATCH_SIZE")
     parser.add_argument("--window", type=float, default=0.2, help="COST_LEDGER_BATCH_WINDOW_SECONDS")
+    parser.add_argument("--concurrency", type=int, default=2, help="COST_LEDGER_INGEST_CONCURRENCY")
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument(
         "--profile-seconds", type=float, default=0, help="py-spy the consumer for this long in each phase"

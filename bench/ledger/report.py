@@ -26,7 +26,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"Machine: {r['machine']['cpus']} CPUs, {r['machine']['platform']}, Python {r['machine']['python']}."
         f" NATS {r['servers']['nats']}; Postgres {r['servers']['postgres']}.",
         f"Consumer: `python -m tripmesh_cost_ledger`, batch size {r['batch_size']},"
-        f" window {r['window_seconds']} s. Publishing (not measured): {r['publish']['seconds']} s"
+        f" window {r['window_seconds']} s, {r.get('ingest_concurrency', 1)} batches at once."
+        f" Publishing (not measured): {r['publish']['seconds']} s"
         f" ({r['publish']['events_per_s']:,} events/s, async acks; embedded NATS loads without"
         " `sync_interval: always`, then restarts with it for the measured phases).",
         "",

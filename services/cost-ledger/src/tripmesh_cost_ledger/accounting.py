@@ -65,6 +65,12 @@ class RunningTotals:
     """Keyed by (user, first day of the month)."""
     plans: dict[tuple[str, str], Decimal] = field(default_factory=dict)
 
+    def update_from(self, later: RunningTotals) -> None:
+        """Take the later value of every key both hold (a correction in the same transaction)."""
+        for mine, theirs in ((self.daily, later.daily), (self.monthly, later.monthly)):
+            mine.update((k, v) for k, v in theirs.items() if k in mine)
+        self.plans.update((k, v) for k, v in later.plans.items() if k in self.plans)
+
 
 def monthly(agg: Aggregates) -> dict[tuple[str, date], tuple[int, Decimal]]:
     """(calls, cost) deltas per (user, month) from the daily deltas."""
@@ -77,16 +83,16 @@ def monthly(agg: Aggregates) -> dict[tuple[str, date], tuple[int, Decimal]]:
 
 
 _BUDGETS = sql.SQL(
-    "SELECT user_id, tier, daily_cap_usd, monthly_cap_usd FROM {} WHERE user_id = ANY(%s)"
+    "SELECT user_id, tier, daily_cap_usd, monthly_cap_usd FROM {} WHERE user_id = ANY(%b)"
 ).format(table("budgets"))
 _PLAN_CAPS = sql.SQL(
-    "SELECT c.user_id, c.plan_id, c.cap_usd FROM unnest(%s::text[], %s::text[]) AS k(user_id, plan_id)"
+    "SELECT c.user_id, c.plan_id, c.cap_usd FROM unnest(%b::text[], %b::text[]) AS k(user_id, plan_id)"
     " JOIN {} c ON c.user_id = k.user_id AND c.plan_id = k.plan_id"
 ).format(table("plan_caps"))
 _INSERT_ALERTS = sql.SQL(
     "INSERT INTO {} (alert_id, user_id, scope, period, plan_id, threshold_percent, spent_usd, cap_usd)"
-    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[],"
-    " %s::numeric[], %s::numeric[]) ON CONFLICT DO NOTHING RETURNING alert_id"
+    " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::int[],"
+    " %b::numeric[], %b::numeric[]) ON CONFLICT DO NOTHING RETURNING alert_id"
 ).format(table("alerts"))
 
 

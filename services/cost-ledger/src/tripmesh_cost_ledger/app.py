@@ -62,7 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     queries = LedgerQueries(store, tier_caps)
     budgets = BudgetQueries(reservations, alerts, tier_caps, settings.plan_cap_usd)
     puller = UsagePuller(
-        ingestor, LEDGER_USAGE, batch_size=settings.batch_size, window_seconds=settings.batch_window_seconds
+        ingestor,
+        LEDGER_USAGE,
+        batch_size=settings.batch_size,
+        window_seconds=settings.batch_window_seconds,
+        concurrency=settings.ingest_concurrency,
     )
     register_handlers(broker, queries, budgets)
 
@@ -75,13 +79,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.provision_streams:
                 await provision(bus.js)
             await broker.start()
-            await puller.start(bus.js)
+            await puller.start(bus.nc)
             sweeper.start()
             lag = start_lag_poller(lambda: bus.js, [LEDGER_USAGE])
             log.info(
                 "cost_ledger_started",
                 batch_size=settings.batch_size,
                 batch_window_seconds=settings.batch_window_seconds,
+                ingest_concurrency=settings.ingest_concurrency,
             )
             try:
                 yield

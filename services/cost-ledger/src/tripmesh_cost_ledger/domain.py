@@ -11,10 +11,12 @@ checks that property; tests/integration checks the store against it).
 from __future__ import annotations
 
 import calendar
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from pydantic import ValidationError
 from tripmesh_contracts import UsageEvent
@@ -108,6 +110,13 @@ class UsageRow:
 
 
 COLUMNS: tuple[str, ...] = tuple(UsageRow.__dataclass_fields__)
+_COLUMN_VALUES = operator.attrgetter(*COLUMNS)
+
+
+def row_values(row: UsageRow) -> tuple[Any, ...]:
+    """The row's values in COLUMNS order (one C call: the COPY writes one per event)."""
+    values: tuple[Any, ...] = _COLUMN_VALUES(row)
+    return values
 
 
 def unique_in_order(rows: Iterable[UsageRow]) -> list[UsageRow]:

@@ -41,12 +41,17 @@ class Settings(ServiceSettings):
         default=DEFAULT_DATABASE_URL,
         validation_alias=shared("DATABASE_URL", "COST_LEDGER_DATABASE_URL"),
     )
-    db_pool_size: int = 4
+    db_pool_size: int = 6
+    """Connections: `ingest_concurrency` for the usage batches, the rest for reservations,
+    summaries and the sweeper."""
 
     batch_size: int = Field(default=500, ge=1, le=5000)
     """Most usage events ingested in one transaction."""
     batch_window_seconds: float = Field(default=0.2, gt=0, le=5)
     """How long one fetch waits to fill a batch before ingesting what it has."""
+    ingest_concurrency: int = Field(default=2, ge=1, le=8)
+    """Batches in their transactions at once: one commits (fsync) while the next is decoded
+    and copied. Totals rows are locked in key order, so concurrent batches do not deadlock."""
 
     free_daily_cap_usd: Decimal = Decimal("1")
     free_monthly_cap_usd: Decimal = Decimal("10")

@@ -1,8 +1,8 @@
 """The ledger's Postgres adapter (schema `ledger`).
 
-Idempotent ingest: one transaction inserts a batch with `ON CONFLICT (event_id) DO NOTHING
-RETURNING ...`; only the returned rows (the ones this insert added) are aggregated into the
-running totals, in the same transaction. A redelivered or replayed event returns no row and
+Idempotent ingest (`writes.write_batch`): one transaction inserts a batch with `ON CONFLICT
+(event_id) DO NOTHING RETURNING ...`; only the returned rows (the ones this insert added) are
+aggregated into the running totals, in the same statement. A redelivered or replayed event returns no row and
 so changes nothing; a commit whose acknowledgement was lost (connection dropped after
 COMMIT) is retried the same way, with the same result.
 """
@@ -24,7 +24,6 @@ from tripmesh_cost_ledger.accounting import SCHEMA as SCHEMA
 from tripmesh_cost_ledger.accounting import RunningTotals, account_reservations, monthly, raise_alerts, table
 from tripmesh_cost_ledger.budgeting import AlertCandidate
 from tripmesh_cost_ledger.domain import (
-    COLUMNS,
     ZERO,
     Aggregates,
     Caps,
@@ -33,22 +32,11 @@ from tripmesh_cost_ledger.domain import (
     aggregate,
     unique_in_order,
 )
+from tripmesh_cost_ledger.writes import write_batch
 
 DERIVED_TABLES = ("usage_events", "user_daily_totals", "user_monthly_totals", "plan_totals")
 """Everything a replay of the USAGE stream rebuilds (budgets are configuration: kept)."""
 
-_COLUMN_TYPES = {
-    "version": "int",
-    "attempt": "int",
-    "prompt_tokens": "bigint",
-    "completion_tokens": "bigint",
-    "latency_ms": "bigint",
-    "cost_usd": "numeric",
-    "cache_hit": "bool",
-    "success": "bool",
-    "estimated": "bool",
-    "occurred_at": "timestamptz",
-}
 _LOCK_CONFLICTS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 
@@ -59,26 +47,11 @@ def _cols(names: Sequence[str]) -> sql.Composed:
     return sql.SQL(", ").join(map(sql.Identifier, names))
 
 
-# A batch goes in by binary COPY into a per-connection temporary table, then one INSERT ...
-# SELECT skips the event ids already stored. Measured (bench/ledger/ingest_paths.py): psycopg
-# builds `unnest` array parameters in Python, a quarter of the consumer's CPU; COPY's binary
-# rows are built in C, and only the ids of added rows come back.
-_STAGE = sql.SQL(
-    "CREATE TEMP TABLE IF NOT EXISTS ledger_stage (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-).format(table=_table("usage_events"))
-_COPY_STAGE = sql.SQL("COPY ledger_stage ({cols}) FROM STDIN (FORMAT BINARY)").format(cols=_cols(COLUMNS))
-_COPY_TYPES = [
-    {"int": "int4", "bigint": "int8"}.get(t, t) for t in (_COLUMN_TYPES.get(c, "text") for c in COLUMNS)
-]
-_INSERT_STAGED = sql.SQL(
-    "INSERT INTO {table} ({cols}) SELECT {cols} FROM ledger_stage ORDER BY event_id"
-    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
-).format(table=_table("usage_events"), cols=_cols(COLUMNS))
 # Keys are sorted so concurrent replicas take row locks in the same order (no deadlocks).
 _UPSERT_DAILY = sql.SQL(
     "INSERT INTO {table} AS t (user_id, day, calls, prompt_tokens, completion_tokens, cost_usd)"
-    " SELECT * FROM unnest(%s::text[], %s::date[], %s::bigint[], %s::bigint[], %s::bigint[],"
-    " %s::numeric[]) ORDER BY 1, 2"
+    " SELECT * FROM unnest(%b::text[], %b::date[], %b::bigint[], %b::bigint[], %b::bigint[],"
+    " %b::numeric[]) ORDER BY 1, 2"
     " ON CONFLICT (user_id, day) DO UPDATE SET calls = t.calls + EXCLUDED.calls,"
     " prompt_tokens = t.prompt_tokens + EXCLUDED.prompt_tokens,"
     " completion_tokens = t.completion_tokens + EXCLUDED.completion_tokens,"
@@ -87,7 +60,7 @@ _UPSERT_DAILY = sql.SQL(
 ).format(table=_table("user_daily_totals"))
 _UPSERT_MONTHLY = sql.SQL(
     "INSERT INTO {table} AS t (user_id, month, calls, cost_usd)"
-    " SELECT * FROM unnest(%s::text[], %s::date[], %s::bigint[], %s::numeric[]) ORDER BY 1, 2"
+    " SELECT * FROM unnest(%b::text[], %b::date[], %b::bigint[], %b::numeric[]) ORDER BY 1, 2"
     " ON CONFLICT (user_id, month) DO UPDATE SET calls = t.calls + EXCLUDED.calls,"
     " cost_usd = t.cost_usd + EXCLUDED.cost_usd, updated_at = now()"
     " RETURNING user_id, month, cost_usd"
@@ -95,8 +68,8 @@ _UPSERT_MONTHLY = sql.SQL(
 _UPSERT_PLANS = sql.SQL(
     "INSERT INTO {table} AS t (user_id, plan_id, calls, prompt_tokens, completion_tokens,"
     " cost_usd, first_at, last_at)"
-    " SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],"
-    " %s::numeric[], %s::timestamptz[], %s::timestamptz[]) ORDER BY 1, 2"
+    " SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[],"
+    " %b::numeric[], %b::timestamptz[], %b::timestamptz[]) ORDER BY 1, 2"
     " ON CONFLICT (user_id, plan_id) DO UPDATE SET calls = t.calls + EXCLUDED.calls,"
     " prompt_tokens = t.prompt_tokens + EXCLUDED.prompt_tokens,"
     " completion_tokens = t.completion_tokens + EXCLUDED.completion_tokens,"
@@ -156,12 +129,11 @@ class LedgerStore:
         for attempt in range(5):
             try:
                 async with self.pool.connection(timeout=self.ingest_timeout) as conn, conn.transaction():
-                    inserted = await self._insert_rows(conn, unique)
+                    inserted, totals = await write_batch(conn, unique)
                     replaced = await account_reservations(conn, inserted)
-                    delta = aggregate(inserted)
-                    if replaced:
-                        delta.merge(aggregate(replaced).negated())
-                    totals = await self._add_totals(conn, delta)
+                    if replaced:  # rare: estimates a real event replaces come back out
+                        corrected = await self._add_totals(conn, aggregate(replaced).negated())
+                        totals.update_from(corrected)
                     alerts = []
                     if self.tier_caps is not None:
                         alerts = await raise_alerts(conn, totals, self.tier_caps, self.plan_cap_default)
@@ -172,21 +144,9 @@ class LedgerStore:
                 await asyncio.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    async def _insert_rows(self, conn: AsyncConnection[Any], rows: Sequence[UsageRow]) -> list[UsageRow]:
-        """The rows this insert added (the others were stored before: duplicates)."""
-        if not rows:
-            return []
-        await conn.execute(_STAGE)
-        async with conn.cursor().copy(_COPY_STAGE) as copy:
-            copy.set_types(_COPY_TYPES)
-            for row in rows:
-                await copy.write_row([getattr(row, c) for c in COLUMNS])
-        cur = await conn.execute(_INSERT_STAGED)
-        added = {event_id for (event_id,) in await cur.fetchall()}
-        return [row for row in rows if row.event_id in added]
-
     async def _add_totals(self, conn: AsyncConnection[Any], agg: Aggregates) -> RunningTotals:
-        """Add the deltas; returns the new running totals of every key that grew."""
+        """Add the deltas (in the ingest: the negated totals of replaced estimates); returns the
+        new running totals of every key they touched."""
         new = RunningTotals()
         if agg.daily:
             keys = sorted(agg.daily)
@@ -202,8 +162,7 @@ class LedgerStore:
                     [t.cost_usd for t in daily],
                 ],
             )
-            grew = {k for k, t in agg.daily.items() if t.cost_usd > 0}
-            new.daily = {(u, d): c for u, d, c in await cur.fetchall() if (u, d) in grew}
+            new.daily = {(u, d): c for u, d, c in await cur.fetchall()}
             months = monthly(agg)
             mkeys = sorted(months)
             cur = await conn.execute(
@@ -215,7 +174,7 @@ class LedgerStore:
                     [months[k][1] for k in mkeys],
                 ],
             )
-            new.monthly = {(u, m): c for u, m, c in await cur.fetchall() if months[(u, m)][1] > 0}
+            new.monthly = {(u, m): c for u, m, c in await cur.fetchall()}
         if agg.plans:
             pkeys = sorted(agg.plans)
             plans = [agg.plans[k] for k in pkeys]
@@ -232,8 +191,7 @@ class LedgerStore:
                     [t.last_at for t in plans],
                 ],
             )
-            grew_plans = {k for k, t in agg.plans.items() if t.cost_usd > 0}
-            new.plans = {(u, p): c for u, p, c in await cur.fetchall() if (u, p) in grew_plans}
+            new.plans = {(u, p): c for u, p, c in await cur.fetchall()}
         return new
 
     async def set_budget(self, user_id: str, caps: Caps) -> None:
