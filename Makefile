@@ -31,7 +31,7 @@ test-e2e: install ## End-to-end tests against the stack started as `make up` sta
 lint: install ## ruff, mypy --strict, import-linter (services never import each other), hadolint
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy libs/contracts/src libs/kit/src libs/places/src tools/devstack/src services/gateway/src services/planner/src services/agent-runner/src services/cost-ledger/src services/vector-sync/src
+	$(UV) run --frozen mypy libs/contracts/src libs/kit/src libs/places/src tools/devstack/src tools/tripctl/src services/gateway/src services/planner/src services/agent-runner/src services/cost-ledger/src services/vector-sync/src
 	$(UV) run --frozen lint-imports
 	$(UV) run --frozen hadolint deploy/Dockerfile
 

@@ -167,7 +167,6 @@ def test_usage_ledger_and_vectors_are_in_the_plan_trace(plan_trace: tuple[str, l
     assert any(s.name.startswith("usage.llm.") and s.service == "agent-runner" for s in spans)
 
 
-@pytest.mark.xfail(reason="until cost-ledger's ingest.py calls tracing.ledger_write_spans", strict=False)
 def test_the_ledger_write_is_in_the_plan_trace(plan_trace: tuple[str, list[ReceivedSpan]]) -> None:
     plan_id, spans = plan_trace
     writes = [s for s in spans if s.name == "ledger.write usage"]
