@@ -103,6 +103,45 @@ class LedgerProcess:
         return procs.stop_process(self.proc, timeout=60)
 
 
+class LedgerReplicas:
+    """N cost-ledger processes sharing the durable, as replicas of one deployment; measured
+    as one consumer (CPU summed, counters summed; py-spy samples the first)."""
+
+    def __init__(self, log_dir: Path, env: dict[str, str], replicas: int) -> None:
+        self.members = [LedgerProcess(log_dir / f"cost-ledger-{n}.log", env) for n in range(replicas)]
+        self.log_path = self.members[0].log_path
+
+    @property
+    def pid(self) -> int:
+        return self.members[0].pid
+
+    def start(self) -> None:
+        for member in self.members:
+            member.start()
+
+    def exited(self) -> bool:
+        return any(m.proc is not None and m.proc.poll() is not None for m in self.members)
+
+    def cpu(self) -> float | None:
+        seconds = [cpu_seconds(m.pid) for m in self.members]
+        return None if None in seconds else sum(s for s in seconds if s is not None)
+
+    def wait_ready(self) -> None:
+        for member in self.members:
+            member.wait_ready()
+
+    def counters(self) -> dict[str, float]:
+        total: dict[str, float] = {}
+        for member in self.members:
+            for key, value in member.counters().items():
+                total[key] = total.get(key, 0.0) + value
+        return total
+
+    def stop(self) -> int:
+        codes = [member.stop() for member in self.members]
+        return max(codes, key=abs)
+
+
 def start_profiler(pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
     """py-spy (fetched by uvx, not a project dependency). `--gil`: samples of the thread that
     holds the GIL, i.e. Python actually running, not idle pool threads."""

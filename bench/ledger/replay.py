@@ -21,7 +21,8 @@ of nats-server in each measured window (psutil), the service's own counters, and
 py-spy profile of the consumer (`--profile-seconds`). Writes reports/bench/ledger-replay.json
 and .md. A measurement: it asserts correctness, never speed.
 
-    uv run python bench/ledger/replay.py --events 1000000 [--batch-size 500] [--window 0.2] [--concurrency 2]
+    uv run python bench/ledger/replay.py --events 1000000 [--batch-size 2000] [--window 0.2]
+        [--concurrency 2] [--replicas 1] [--shared-buffers 32MB] [--profile-seconds 0]
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from typing import Any
 
 import psutil
 import psycopg
-from measuring import LedgerProcess, cpu_seconds, start_profiler, summarize_profile
+from measuring import LedgerReplicas, cpu_seconds, start_profiler, summarize_profile
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from report import write_reports
@@ -69,11 +70,11 @@ class LoadingNats(NatsServer):
 
 
 @contextlib.contextmanager
-def postgres(tmp: Path) -> Iterator[tuple[str, int | None]]:
+def postgres(tmp: Path, shared_buffers: str) -> Iterator[tuple[str, int | None]]:
     """(database_url, postmaster pid): embedded, or a database of our own on DATABASE_URL."""
     admin_url = os.environ.get("DATABASE_URL")
     if not admin_url:
-        with PostgresServer(tmp / "pg") as pg:
+        with PostgresServer(tmp / "pg", shared_buffers=shared_buffers) as pg:
             yield pg.url, pg.pid
         return
     name = f"ledger_bench_{uuid.uuid4().hex[:8]}"
@@ -123,7 +124,7 @@ async def publish(js: JetStreamContext, workload: Workload, n: int) -> float:
 
 
 async def run_phase(
-    name: str, js: JetStreamContext, ledger: LedgerProcess, pids: dict[str, int | None], profile: float
+    name: str, js: JetStreamContext, ledger: LedgerReplicas, pids: dict[str, int | None], profile: float
 ) -> dict[str, Any]:
     """Start the service; time first delivery -> everything acked (committed)."""
     last_seq = int((await js.stream_info(streams.USAGE.name)).state.last_seq)
@@ -141,18 +142,18 @@ async def run_phase(
         now = time.perf_counter()
         if started is None and info.delivered.stream_seq > 0:
             started = now
-            cpu0 = _cpu(ledger.pid, pids)
+            cpu0 = _cpu(ledger, pids)
             if profile > 0:
                 path = REPORTS / f"ledger-replay-py-spy-{name}.txt"
                 profiler = (start_profiler(ledger.pid, profile, path), path)
         if info.ack_floor.stream_seq >= last_seq and info.num_ack_pending == 0 and info.num_pending == 0:
             break
-        if ledger.proc is not None and ledger.proc.poll() is not None:
+        if ledger.exited():
             raise RuntimeError(f"cost-ledger exited during the {name} phase; see {ledger.log_path}")
         await asyncio.sleep(0.1)
     assert started is not None
     elapsed = now - started
-    cpu1 = _cpu(ledger.pid, pids)
+    cpu1 = _cpu(ledger, pids)
     counters = ledger.counters()
     result: dict[str, Any] = {
         "events": last_seq,
@@ -174,9 +175,9 @@ async def run_phase(
     return result
 
 
-def _cpu(consumer: int, pids: dict[str, int | None]) -> dict[str, float | None]:
+def _cpu(consumer: LedgerReplicas, pids: dict[str, int | None]) -> dict[str, float | None]:
     return {
-        "consumer": cpu_seconds(consumer),
+        "consumer": consumer.cpu(),
         "postgres": cpu_seconds(pids["postgres"], tree=True),
         "nats": cpu_seconds(pids["nats"]),
         "machine_busy": _machine_busy(),
@@ -249,7 +250,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 NatsServer(tmp / "nats", port=loader.port, monitor_port=loader.monitor_port)
             )
             nats_url, nats_pid = nats.url, nats.pid
-        database_url, pg_pid = stack.enter_context(postgres(tmp))
+        database_url, pg_pid = stack.enter_context(postgres(tmp, args.shared_buffers))
         env = {
             "NATS_URL": nats_url,
             "DATABASE_URL": database_url,
@@ -258,7 +259,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "COST_LEDGER_INGEST_CONCURRENCY": str(args.concurrency),
             "TRIPMESH_DATA_DIR": str(tmp / "data"),
         }
-        ledger = LedgerProcess(tmp / "cost-ledger.log", env)
+        ledger = LedgerReplicas(tmp, env, args.replicas)
         pids = {"postgres": pg_pid, "nats": nats_pid}
         nc = await connect(nats_url, "bench-ledger")
         try:
@@ -289,12 +290,13 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "nats": "external NATS_URL" if nats_pid is None else "embedded (sync_interval: always)",
             "postgres": "external DATABASE_URL"
             if pg_pid is None
-            else "embedded (fsync on, synchronous_commit on, shared_buffers 32MB)",
+            else f"embedded (fsync on, synchronous_commit on, shared_buffers {args.shared_buffers})",
         },
         "events": args.events,
         "batch_size": args.batch_size,
         "window_seconds": args.window,
         "ingest_concurrency": args.concurrency,
+        "replicas": args.replicas,
         "publish": {
             "seconds": round(publish_seconds, 1),
             "events_per_s": round(args.events / publish_seconds),
@@ -309,9 +311,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--batch-size", type=int, default=500, help="COST_LEDGER_BATCH_SIZE")
+    parser.add_argument("--batch-size", type=int, default=2000, help="COST_LEDGER_BATCH_SIZE")
     parser.add_argument("--window", type=float, default=0.2, help="COST_LEDGER_BATCH_WINDOW_SECONDS")
     parser.add_argument("--concurrency", type=int, default=2, help="COST_LEDGER_INGEST_CONCURRENCY")
+    parser.add_argument("--replicas", type=int, default=1, help="cost-ledger processes sharing the durable")
+    parser.add_argument(
+        "--shared-buffers", default="32MB", help="embedded Postgres's shared_buffers (devstack: 32MB)"
+    )
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument(
         "--profile-seconds", type=float, default=0, help="py-spy the consumer for this long in each phase"
@@ -321,7 +327,7 @@ def main() -> None:
         try:
             result = asyncio.run(bench(args, Path(tmp)))
         finally:  # the service's log outlives the temporary directory
-            log = Path(tmp) / "cost-ledger.log"
+            log = Path(tmp) / "cost-ledger-0.log"
             if log.exists():
                 REPORTS.mkdir(parents=True, exist_ok=True)
                 shutil.copy(log, REPORTS / "ledger-replay-cost-ledger.log")

@@ -25,7 +25,8 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"Machine: {r['machine']['cpus']} CPUs, {r['machine']['platform']}, Python {r['machine']['python']}."
         f" NATS {r['servers']['nats']}; Postgres {r['servers']['postgres']}.",
-        f"Consumer: `python -m tripmesh_cost_ledger`, batch size {r['batch_size']},"
+        f"Consumer: `python -m tripmesh_cost_ledger` x {r.get('replicas', 1)},"
+        f" batch size {r['batch_size']},"
         f" window {r['window_seconds']} s, {r.get('ingest_concurrency', 1)} batches at once."
         f" Publishing (not measured): {r['publish']['seconds']} s"
         f" ({r['publish']['events_per_s']:,} events/s, async acks; embedded NATS loads without"

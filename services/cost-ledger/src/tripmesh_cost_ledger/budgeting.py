@@ -18,6 +18,7 @@ from tripmesh_cost_ledger.domain import ZERO
 
 ALERT_THRESHOLDS = (50, 80, 100)
 """Percent of a cap at which a cost alert is raised, once per threshold per period."""
+_LOWEST_THRESHOLD = min(ALERT_THRESHOLDS)
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,9 @@ def crossed(
     """Every threshold that `spent` has reached. The store inserts them with ON CONFLICT DO
     NOTHING, so a threshold already raised for the period is not raised again. A $0 cap has
     no percentages: it raises nothing (the gateway's 402 and the refusals say it all)."""
-    if cap is None or cap <= ZERO:
+    if not reaches_a_threshold(spent, cap):
         return []
+    assert cap is not None
     return [
         AlertCandidate(user_id, scope, period, plan_id, pct, spent, cap)
         for pct in ALERT_THRESHOLDS
@@ -105,10 +107,19 @@ def crossed(
     ]
 
 
+def reaches_a_threshold(spent: Decimal, cap: Decimal | None) -> bool:
+    """False for most keys of most batches: checked before building any period label."""
+    return cap is not None and cap > ZERO and spent * 100 >= cap * _LOWEST_THRESHOLD
+
+
 def daily_alerts(user_id: str, day: date, spent: Decimal, cap: Decimal | None) -> list[AlertCandidate]:
+    if not reaches_a_threshold(spent, cap):
+        return []
     return crossed(user_id, "daily", day.isoformat(), spent, cap)
 
 
 def monthly_alerts(user_id: str, month: date, spent: Decimal, cap: Decimal | None) -> list[AlertCandidate]:
     """`month`: any day of it (the period is the month, e.g. 2026-11)."""
+    if not reaches_a_threshold(spent, cap):
+        return []
     return crossed(user_id, "monthly", month.strftime("%Y-%m"), spent, cap)

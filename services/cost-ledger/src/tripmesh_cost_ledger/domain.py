@@ -11,12 +11,11 @@ checks that property; tests/integration checks the store against it).
 from __future__ import annotations
 
 import calendar
-import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import NamedTuple
 
 from pydantic import ValidationError
 from tripmesh_contracts import UsageEvent
@@ -52,9 +51,12 @@ def as_utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-@dataclass(frozen=True)
-class UsageRow:
-    """One usage event as `ledger.usage_events` stores it (column order = COLUMNS)."""
+class UsageRow(NamedTuple):
+    """One usage event as `ledger.usage_events` stores it (field order = COLUMNS).
+
+    A named tuple, not a dataclass: the ingest builds one per event and the binary COPY
+    writes it as it is (a frozen dataclass's `__init__` plus a getattr per column showed up
+    in the consumer's py-spy profile, bench/ledger/replay.py --profile-seconds)."""
 
     event_id: str
     user_id: str
@@ -81,27 +83,27 @@ class UsageRow:
     @classmethod
     def from_event(cls, e: UsageEvent) -> UsageRow:
         return cls(
-            event_id=e.id,
-            user_id=e.user_id,
-            plan_id=e.plan_id,
-            job_id=e.job_id,
-            run_id=e.run_id,
-            version=e.version,
-            agent=e.agent.value if e.agent else None,
-            model=e.model,
-            provider=e.provider,
-            prompt_tokens=e.prompt_tokens,
-            completion_tokens=e.completion_tokens,
-            cost_usd=money(e.cost_usd),
-            latency_ms=e.latency_ms,
-            attempt=e.attempt,
-            cache_hit=e.cache_hit,
-            success=e.success,
-            error=e.error,
-            reservation_id=e.reservation_id,
-            correlation_id=e.correlation_id,
-            estimated=e.estimated,
-            occurred_at=as_utc(e.occurred_at),
+            e.id,
+            e.user_id,
+            e.plan_id,
+            e.job_id,
+            e.run_id,
+            e.version,
+            e.agent.value if e.agent else None,
+            e.model,
+            e.provider,
+            e.prompt_tokens,
+            e.completion_tokens,
+            money(e.cost_usd),
+            e.latency_ms,
+            e.attempt,
+            e.cache_hit,
+            e.success,
+            e.error,
+            e.reservation_id,
+            e.correlation_id,
+            e.estimated,
+            as_utc(e.occurred_at),
         )
 
     @property
@@ -109,14 +111,7 @@ class UsageRow:
         return as_utc(self.occurred_at).date()
 
 
-COLUMNS: tuple[str, ...] = tuple(UsageRow.__dataclass_fields__)
-_COLUMN_VALUES = operator.attrgetter(*COLUMNS)
-
-
-def row_values(row: UsageRow) -> tuple[Any, ...]:
-    """The row's values in COLUMNS order (one C call: the COPY writes one per event)."""
-    values: tuple[Any, ...] = _COLUMN_VALUES(row)
-    return values
+COLUMNS: tuple[str, ...] = UsageRow._fields
 
 
 def unique_in_order(rows: Iterable[UsageRow]) -> list[UsageRow]:

@@ -8,7 +8,8 @@ two round trips, with the aggregation done by Postgres.
    upserts grouped *from that RETURNING*, so the totals grow by exactly the rows this insert
    added (a redelivered or replayed event returns nothing and adds nothing: the idempotency
    argument of domain.py, `aggregate` over newly inserted rows, now in SQL). It returns the
-   added event ids and the new running cost of every key whose cost grew (the alerts' input).
+   added event ids (one array) and the new running cost of every key whose cost grew (the
+   alerts' input).
 
 Why (bench/ledger/ingest_paths.py, cProfile of `LedgerStore.ingest`): building the totals'
 array parameters in Python (psycopg's text array dumper escapes every element with a regex)
@@ -29,7 +30,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from tripmesh_cost_ledger.accounting import RunningTotals, table
-from tripmesh_cost_ledger.domain import COLUMNS, UsageRow, row_values
+from tripmesh_cost_ledger.domain import COLUMNS, UsageRow
 
 _COLUMN_TYPES = {
     "version": "int4",
@@ -101,15 +102,15 @@ WITH ins AS (
         last_at = GREATEST(t.last_at, EXCLUDED.last_at), updated_at = now()
     RETURNING t.user_id, t.plan_id, t.cost_usd
 )
-SELECT 'e', event_id, NULL::text, NULL::date, NULL::numeric FROM ins
+SELECT 'e', NULL::text, NULL::text, NULL::date, NULL::numeric, array_agg(event_id) FROM ins
 UNION ALL
-SELECT 'd', d.user_id, NULL, d.day, d.cost_usd
+SELECT 'd', d.user_id, NULL, d.day, d.cost_usd, NULL
 FROM d JOIN days ON days.user_id = d.user_id AND days.day = d.day WHERE days.cost > 0
 UNION ALL
-SELECT 'm', m.user_id, NULL, m.month, m.cost_usd
+SELECT 'm', m.user_id, NULL, m.month, m.cost_usd, NULL
 FROM m JOIN months ON months.user_id = m.user_id AND months.month = m.month WHERE months.cost > 0
 UNION ALL
-SELECT 'p', p.user_id, p.plan_id, NULL, p.cost_usd
+SELECT 'p', p.user_id, p.plan_id, NULL, p.cost_usd, NULL
 FROM p JOIN plans ON plans.user_id = p.user_id AND plans.plan_id = p.plan_id WHERE plans.cost > 0
 """
 ).format(
@@ -135,12 +136,12 @@ async def write_batch(
     async with conn.cursor().copy(_COPY_STAGE) as copy:
         copy.set_types(COPY_TYPES)
         for row in rows:
-            await copy.write_row(row_values(row))
+            await copy.write_row(row)
     cur = await conn.execute(_WRITE, binary=True)
     added: set[str] = set()
-    for kind, key, plan_id, day, cost in await cur.fetchall():
-        if kind == "e":
-            added.add(key)
+    for kind, key, plan_id, day, cost, event_ids in await cur.fetchall():
+        if kind == "e":  # one row: the added ids as one array (a row each cost more to load)
+            added.update(event_ids or ())
         elif kind == "d":
             grown.daily[(key, _as_date(day))] = Decimal(cost)
         elif kind == "m":
