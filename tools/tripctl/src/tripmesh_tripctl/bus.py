@@ -1,10 +1,18 @@
 """`tripctl bus status`: every stream and durable consumer, with the numbers on-call reads
-first (messages, bytes, subjects; pending, ack-pending, redelivered, last activity)."""
+first (messages, bytes, subjects; pending, ack-pending, redelivered, last activity), and the
+replicas each agent-runner consumer would want from KEDA.
+
+"Wants" is KEDA's `nats-jetstream` arithmetic (deploy/k3s/components/keda): lag = pending +
+ack pending, desired = ceil(lag / lagThreshold). A pool serving several agent types wants
+the largest of its consumers' numbers, bounded by its ScaledObject's min/max replicas.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +20,7 @@ import click
 from nats.aio.client import Client
 from nats.js import api
 from rich.console import Console
+from tripmesh_contracts.streams import AGENT_JOBS
 
 from tripmesh_tripctl import output
 from tripmesh_tripctl.cli_base import Ctx, json_option, pass_ctx
@@ -40,7 +49,16 @@ def last_activity(info: api.ConsumerInfo) -> datetime | None:
     return max(seen) if seen else None
 
 
-def consumer_row(info: api.ConsumerInfo) -> dict[str, Any]:
+def desired_replicas(lags: Iterable[tuple[int, int]], low: int = 0, high: int | None = None) -> int:
+    """The HPA on KEDA's lag metric: ceil(lag / threshold) per (lag, threshold), the largest,
+    clamped to [low, high]."""
+    want = max((math.ceil(lag / threshold) for lag, threshold in lags), default=0)
+    return max(want, low) if high is None else min(max(want, low), high)
+
+
+def consumer_row(info: api.ConsumerInfo, lag_threshold: int) -> dict[str, Any]:
+    pending, ack_pending = info.num_pending or 0, info.num_ack_pending or 0
+    runner = info.stream_name == AGENT_JOBS.name
     return {
         "stream": info.stream_name,
         "name": info.name,
@@ -50,6 +68,8 @@ def consumer_row(info: api.ConsumerInfo) -> dict[str, Any]:
         "redelivered": info.num_redelivered or 0,
         "waiting": info.num_waiting or 0,
         "last_active": last_activity(info),
+        # only the runner pools scale on lag; None elsewhere
+        "wants": desired_replicas([(pending + ack_pending, lag_threshold)]) if runner else None,
     }
 
 
@@ -62,13 +82,13 @@ async def list_streams(nc: Client, timeout: float) -> list[dict[str, Any]]:
             return sorted(raws, key=lambda r: str(r["config"]["name"]))
 
 
-async def collect(nc: Client, timeout: float) -> dict[str, Any]:
+async def collect(nc: Client, timeout: float, lag_threshold: int = 16) -> dict[str, Any]:
     streams = [stream_row(raw) for raw in await list_streams(nc, timeout)]
     js = nc.jetstream(timeout=timeout)
     consumers: list[dict[str, Any]] = []
     for stream in streams:
         infos = await js.consumers_info(stream["name"])
-        consumers += [consumer_row(c) for c in sorted(infos, key=lambda c: c.name)]
+        consumers += [consumer_row(c, lag_threshold) for c in sorted(infos, key=lambda c: c.name)]
     return {"streams": streams, "consumers": consumers}
 
 
@@ -94,7 +114,16 @@ def render(status: dict[str, Any], out: Console) -> None:
     out.print(
         output.table(
             "Consumers",
-            ["Stream", "Consumer", "Pending", "Ack pending", "Redelivered", "Waiting", "Last active"],
+            [
+                "Stream",
+                "Consumer",
+                "Pending",
+                "Ack pending",
+                "Redelivered",
+                "Waiting",
+                "Last active",
+                "Wants",
+            ],
             [
                 (
                     c["stream"],
@@ -104,6 +133,7 @@ def render(status: dict[str, Any], out: Console) -> None:
                     c["redelivered"],
                     c["waiting"],
                     output.ago(c["last_active"]),
+                    "" if c.get("wants") is None else c["wants"],
                 )
                 for c in status["consumers"]
             ],
@@ -121,11 +151,12 @@ def bus() -> None:
 @pass_ctx
 def status(ctx: Ctx, as_json: bool) -> None:
     """Streams (messages, bytes, subjects) and consumers (pending, ack pending, redelivered,
-    last activity): the first thing to open on call."""
+    last activity, and for the agent runners the replicas KEDA would want at
+    TRIPCTL_LAG_THRESHOLD): the first thing to open on call."""
 
     async def run() -> dict[str, Any]:
         async with connect(ctx.settings) as nc:
-            return await collect(nc, ctx.settings.timeout_seconds)
+            return await collect(nc, ctx.settings.timeout_seconds, ctx.settings.lag_threshold)
 
     data = asyncio.run(run())
     output.emit(data, as_json, lambda out: render(data, out))

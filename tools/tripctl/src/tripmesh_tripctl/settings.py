@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     email: str | None = Field(default=None, validation_alias=_env("TRIPCTL_EMAIL"))
     password: SecretStr | None = Field(default=None, validation_alias=_env("TRIPCTL_PASSWORD"))
     timeout_seconds: float = Field(default=10.0, validation_alias=_env("TRIPCTL_TIMEOUT_SECONDS"))
+    lag_threshold: int = Field(default=16, ge=1, validation_alias=_env("TRIPCTL_LAG_THRESHOLD"))
+    """The runner ScaledObjects' `lagThreshold` (deploy/k3s/components/keda): `bus status`
+    shows the replicas each runner pool would want at this threshold."""
 
     def operator_nats_url(self) -> str:
         """NATS_URL with the operator's credentials folded in (see the module docstring)."""
