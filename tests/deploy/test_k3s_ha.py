@@ -32,11 +32,13 @@ def named(objects: list[Obj], kind: str, name: str) -> Obj:
 
 def container(workload: Obj) -> Obj:
     [only] = workload["spec"]["template"]["spec"]["containers"]
-    return only
+    found: Obj = only
+    return found
 
 
 def env_of(c: Obj) -> dict[str, Any]:
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
+    env: dict[str, Any] = {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
+    return env
 
 
 def test_nats_is_a_three_node_cluster_with_streams_at_r3(ha: list[Obj]) -> None:

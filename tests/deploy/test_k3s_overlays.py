@@ -120,7 +120,12 @@ def test_crd_check_rejects_what_the_api_server_would_not_keep() -> None:
     scaled = next(yaml.safe_load_all((REPO / "deploy/k3s/components/keda/scaledobjects.yaml").read_text()))
     schema = closed(CRDS[("keda.sh/v1alpha1", "ScaledObject")])
     jsonschema.validate(scaled, schema)
-    for broken in ({"minReplicas": 1}, {"maxReplicaCount": "four"}, {"triggers": [{"metadata": {}}]}):
+    broken_specs: tuple[Obj, ...] = (
+        {"minReplicas": 1},
+        {"maxReplicaCount": "four"},
+        {"triggers": [{"metadata": {}}]},
+    )
+    for broken in broken_specs:
         bad = copy.deepcopy(scaled)
         bad["spec"].update(broken)
         with pytest.raises(jsonschema.ValidationError):

@@ -19,7 +19,7 @@ SCALED_OBJECTS = Path(__file__).resolve().parents[3] / "deploy/k3s/components/ke
 
 
 def info(stream: str, name: str, pending: int, ack_pending: int) -> api.ConsumerInfo:
-    return api.ConsumerInfo.from_response(
+    consumer: api.ConsumerInfo = api.ConsumerInfo.from_response(
         {
             "stream_name": stream,
             "name": name,
@@ -31,6 +31,7 @@ def info(stream: str, name: str, pending: int, ack_pending: int) -> api.Consumer
             "created": "2026-01-01T00:00:00Z",
         }
     )
+    return consumer
 
 
 def test_desired_replicas_is_the_hpa_formula() -> None:
