@@ -101,10 +101,17 @@ async def raise_alerts(
     totals: RunningTotals,
     tier_caps: dict[str, Caps],
     plan_cap_default: Decimal | None,
+    known: RaisedAlerts | None = None,
+    offered: list[str] | None = None,
 ) -> list[AlertCandidate]:
     """Thresholds the spend this transaction added has reached (the running totals come back
     from the upserts: no re-summing); only the ones not raised before for their period come
-    back, to be published once the transaction commits."""
+    back, to be published once the transaction commits.
+
+    `known`: alert ids this process has seen stored; they are not offered again (a key over a
+    threshold would otherwise re-offer it on every batch, for `ON CONFLICT DO NOTHING` to drop).
+    The ids offered are appended to `offered`: the caller adds them to `known` once its
+    transaction has committed (not before: a rollback would leave ids known but not stored)."""
     users = sorted({u for u, _ in totals.daily} | {u for u, _ in totals.monthly})
     caps: dict[str, Caps] = {}
     if users:
@@ -125,12 +132,18 @@ async def raise_alerts(
         for (user, plan), spent in totals.plans.items():
             cap = plan_caps.get((user, plan), plan_cap_default)
             candidates += crossed(user, "plan", plan, Decimal(spent), cap, plan)
+    ids = [c.alert_id for c in candidates]
+    if known is not None:
+        fresh = [(i, c) for i, c in zip(ids, candidates, strict=True) if i not in known]
+        ids, candidates = [i for i, _ in fresh], [c for _, c in fresh]
+    if offered is not None:
+        offered.extend(ids)
     if not candidates:
         return []
     cur = await conn.execute(
         _INSERT_ALERTS,
         [
-            [c.alert_id for c in candidates],
+            ids,
             [c.user_id for c in candidates],
             [c.scope for c in candidates],
             [c.period for c in candidates],
@@ -141,4 +154,23 @@ async def raise_alerts(
         ],
     )
     new = {row[0] for row in await cur.fetchall()}
-    return [c for c in candidates if c.alert_id in new]
+    return [c for i, c in zip(ids, candidates, strict=True) if i in new]
+
+
+class RaisedAlerts:
+    """Alert ids known to be stored (alerts are never deleted: a rebuild keeps them), so a
+    batch need not offer them again. Bounded: forgetting is always safe (an id offered again
+    is dropped by the insert's ON CONFLICT)."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self.limit = limit
+        self._stored: set[str] = set()
+
+    def __contains__(self, alert_id: object) -> bool:
+        return alert_id in self._stored
+
+    def stored(self, ids: Sequence[str]) -> None:
+        """`ids` are in the database now (their transaction committed)."""
+        if len(self._stored) + len(ids) > self.limit:
+            self._stored.clear()
+        self._stored.update(ids)

@@ -21,7 +21,14 @@ from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
 from tripmesh_cost_ledger.accounting import SCHEMA as SCHEMA
-from tripmesh_cost_ledger.accounting import RunningTotals, account_reservations, monthly, raise_alerts, table
+from tripmesh_cost_ledger.accounting import (
+    RaisedAlerts,
+    RunningTotals,
+    account_reservations,
+    monthly,
+    raise_alerts,
+    table,
+)
 from tripmesh_cost_ledger.budgeting import AlertCandidate
 from tripmesh_cost_ledger.domain import (
     ZERO,
@@ -117,6 +124,8 @@ class LedgerStore:
         self.tier_caps = tier_caps
         """None: no alerts are raised (tools that only replay history)."""
         self.plan_cap_default = plan_cap_default
+        self.raised = RaisedAlerts()
+        """Alert ids this process knows are stored: not offered again by later batches."""
 
     # --- writes -----------------------------------------------------------------------------
 
@@ -127,6 +136,7 @@ class LedgerStore:
         committed, or it was and a retry will find every row already present."""
         unique = unique_in_order(rows)
         for attempt in range(5):
+            offered: list[str] = []
             try:
                 async with self.pool.connection(timeout=self.ingest_timeout) as conn, conn.transaction():
                     inserted, totals = await write_batch(conn, unique)
@@ -136,7 +146,10 @@ class LedgerStore:
                         totals.update_from(corrected)
                     alerts = []
                     if self.tier_caps is not None:
-                        alerts = await raise_alerts(conn, totals, self.tier_caps, self.plan_cap_default)
+                        alerts = await raise_alerts(
+                            conn, totals, self.tier_caps, self.plan_cap_default, self.raised, offered
+                        )
+                self.raised.stored(offered)  # committed
                 return IngestResult(inserted, len(rows) - len(inserted), replaced, alerts)
             except _LOCK_CONFLICTS:
                 if attempt == 4:

@@ -93,3 +93,13 @@ def test_alert_ids_are_per_user_scope_period_and_threshold() -> None:
     assert not {a.alert_id for a in today} & {a.alert_id for a in tomorrow}
     assert crossed("u", "daily", "d", D("5"), D(0)) == []
     assert crossed("u", "daily", "d", D("5"), None) == []
+
+
+def test_raised_alerts_remembers_stored_ids_and_forgets_when_full() -> None:
+    from tripmesh_cost_ledger.accounting import RaisedAlerts
+
+    raised = RaisedAlerts(limit=3)
+    raised.stored(["a", "b"])
+    assert "a" in raised and "b" in raised and "c" not in raised
+    raised.stored(["c", "d"])  # over the limit: start again (an id offered twice is harmless)
+    assert "a" not in raised and "c" in raised and "d" in raised
