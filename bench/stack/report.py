@@ -1,0 +1,127 @@
+"""The report: JSON (everything) and a Markdown table, under reports/bench/stack-<ts>.*"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil
+from tripmesh_devstack.nats import nats_server_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _output(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=30)
+        return (done.stdout or done.stderr).strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment() -> dict[str, Any]:
+    """The machine and the versions, recorded with every report."""
+    dirty = _output(["git", "status", "--porcelain", "--untracked-files=no"])
+    try:
+        nats = _output([nats_server_binary(), "--version"])
+    except Exception:  # a missing binary is recorded, not fatal
+        nats = "unknown"
+    return {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+            "shared": "yes: other work runs on this machine; machine_busy_fraction shows how much",
+        },
+        "versions": {
+            "git_commit": _output(["git", "rev-parse", "--short", "HEAD"]),
+            "git_dirty": dirty not in ("", "unknown"),
+            "python": platform.python_version(),
+            "nats_server": nats,
+        },
+    }
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.0f}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    env, setup = report["environment"], report["setup"]
+    lines = [
+        f"# make bench: the stack end to end ({report['recorded_at']})",
+        "",
+        f"`{report['command']}` at {env['versions']['git_commit']}"
+        f"{' (uncommitted changes)' if env['versions']['git_dirty'] else ''}; {env['machine']['cpus']} CPUs,"
+        f" {env['machine']['memory_gib']} GiB, Python {env['versions']['python']},"
+        f" {env['versions']['nats_server']};"
+        f" load average before {env['machine']['loadavg_before']} (shared machine).",
+        f"LLM: OpenAI-compatible stub through litellm, cache off; warm-up {setup['warmup_seconds']:g} s,"
+        f" window {setup['window_seconds']:g} s per point. Latency = POST /plans -> terminal SSE event.",
+        "",
+    ]
+    for system, times in report["startup_seconds"].items():
+        parts = ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
+        rest = report["rss_at_rest_mb"].get(system, {})
+        rest_mb = sum(rest.values())
+        lines.append(f"- `{system}` start to every /readyz 200: {parts}; RSS at rest {rest_mb:.0f} MB")
+    lines += [
+        "",
+        "| system | LLM ms | load | plans | plans/s | p50 ms | p95 ms | p99 ms | errors | stack CPU s/plan"
+        " | stack peak RSS MB | machine busy |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["results"]:
+        lat = r["latency_seconds"]
+        offered = r["offered_plans_per_second"]
+        load = f"{r['clients']} clients" if r["mode"] == "closed" else f"open {offered:g}/s"
+        per_plan = r["stack_cpu_seconds_per_plan"]
+        lines.append(
+            f"| {r['system']} | {r['llm_latency_ms']:g} | {load} | {r['plans']} | {r['plans_per_second']:.2f}"
+            f" | {_ms(lat['p50'])} | {_ms(lat['p95'])} | {_ms(lat['p99'])} | {r['errors']}"
+            f" | {'-' if per_plan is None else f'{per_plan:.3f}'} | {r['stack_peak_rss_mb']:.0f}"
+            f" | {r['machine_busy_fraction']:.0%} |"
+        )
+    names = sorted({k for r in report["results"] for k in r["cpu_seconds_per_plan"]})
+    lines += ["", "CPU seconds per plan, by process (stack peak RSS = sum of per-process peaks):", ""]
+    lines.append("| process | " + " | ".join(_short(r) for r in report["results"]) + " |")
+    lines.append("|---|" + "---:|" * len(report["results"]))
+    for name in names:
+        cells = [r["cpu_seconds_per_plan"].get(name) for r in report["results"]]
+        lines.append(f"| {name} | " + " | ".join("-" if c is None else f"{c:.3f}" for c in cells) + " |")
+    lines += ["", "Peak RSS MB, by process:", ""]
+    lines.append("| process | " + " | ".join(_short(r) for r in report["results"]) + " |")
+    lines.append("|---|" + "---:|" * len(report["results"]))
+    for name in sorted({k for r in report["results"] for k in r["peak_rss_mb"]}):
+        cells = [r["peak_rss_mb"].get(name) for r in report["results"]]
+        lines.append(f"| {name} | " + " | ".join("-" if c is None else f"{c:.0f}" for c in cells) + " |")
+    lines += [
+        "",
+        "machine busy = CPU used by every process on the machine in the window, of all cores: near 100 %",
+        "while the stack's own share is lower means other work took the CPU and the figures understate it.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _short(r: dict[str, Any]) -> str:
+    load = f"{r['clients']}c" if r["mode"] == "closed" else f"{r['offered_plans_per_second']:g}/s"
+    return f"{r['llm_latency_ms']:g} ms {load}"
+
+
+def write(report: dict[str, Any], out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"stack-{report['recorded_at']}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    path.with_suffix(".md").write_text(markdown(report))
+    return path
+
+
+def command_line(argv: list[str] | None) -> str:
+    return "uv run python -m bench.stack " + " ".join(sys.argv[1:] if argv is None else argv)
