@@ -45,6 +45,10 @@ schemas: install ## Regenerate the contracts' JSON Schemas (snapshot-tested)
 clean-data: ## Delete the local state of `make up` (.tripmesh/)
 	rm -rf .tripmesh
 
+.PHONY: bench
+bench: install ## The stack end to end as `make up` starts it: 1,4,16,64 clients and 0.5,1,2 plans/s at 0 and 500 ms LLM -> reports/bench/stack-*
+	$(UV) run --frozen python -m bench.stack --clients 1,4,16,64 --rates 0.5,1,2 --latencies-ms 0,500
+
 .PHONY: bench-runners
 bench-runners: install ## agent-runner: LLM transport at concurrency, then plans/s for 1, 2, 4 replicas (500 ms stub model) -> reports/bench/
 	$(UV) run --frozen python bench/runners/transport.py --seconds 10
