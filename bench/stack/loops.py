@@ -125,7 +125,7 @@ async def measure(
     await asyncio.sleep(timing.warmup_seconds)
     cpu0, busy0, calls0 = meters.cpu_seconds(pids(), own), meters.machine_busy_seconds(), llm.calls()
     start = time.monotonic()
-    with meters.PeakRss(pids, own) as rss:
+    with meters.PeakMemory(pids, own) as memory:
         deadline = start + timing.window_seconds
         while time.monotonic() < deadline and not runner.done():
             ended = sum(1 for r in load.results if r.ended_at >= start)
@@ -142,7 +142,7 @@ async def measure(
         await client.aclose()
     counted = [r for r in load.results if start <= r.ended_at <= end]
     cpu = {name: cpu1[name] - cpu0.get(name, 0.0) for name in cpu1}
-    return summarize(system, spec, end - start, counted, cpu, dict(rss.peak), busy1 - busy0, calls1 - calls0,
+    return summarize(system, spec, end - start, counted, cpu, memory, busy1 - busy0, calls1 - calls0,
                      load.max_in_flight)  # fmt: skip
 
 
@@ -152,7 +152,7 @@ def summarize(
     window: float,
     counted: list[PlanResult],
     cpu: dict[str, float],
-    peak_rss: dict[str, int],
+    memory: meters.PeakMemory,
     machine_busy: float,
     llm_calls: int,
     max_in_flight: int,
@@ -191,8 +191,10 @@ def summarize(
         "cpu_seconds": {k: round(v, 2) for k, v in sorted(cpu.items())},
         "cpu_seconds_per_plan": {k: round(v / plans, 4) for k, v in sorted(cpu.items())} if plans else {},
         "stack_cpu_seconds_per_plan": round(stack_cpu / plans, 4) if plans else None,
-        "peak_rss_mb": {k: round(v / 2**20, 1) for k, v in sorted(peak_rss.items())},
-        "stack_peak_rss_mb": round(sum(v for k, v in peak_rss.items() if k in stack_names) / 2**20, 1),
+        "peak_rss_mb": {k: round(v / 2**20, 1) for k, v in sorted(memory.rss.items())},
+        "peak_pss_mb": {k: round(v / 2**20, 1) for k, v in sorted(memory.pss.items())},
+        # a sum of per-process peaks (an upper bound of the stack's peak), of PSS: sums add up
+        "stack_peak_pss_mb": round(sum(v for k, v in memory.pss.items() if k in stack_names) / 2**20, 1),
         "machine_busy_fraction": round(machine_busy / (CPUS * window), 2) if window else None,
         "other_processes_cpu_seconds": round(machine_busy - sum(cpu.values()), 1),
     }

@@ -3,8 +3,10 @@
 A named process is a root pid and its descendants (Postgres: the postmaster and its backends).
 CPU = the root's user + system + its reaped children's, plus its live descendants' user +
 system: a backend that exits mid-window moves from the live sum into the root's children
-counters, so nothing is lost or counted twice. RSS is the sum over the group, sampled; the
-Postgres sum overstates (its backends share buffers), the services are single processes.
+counters, so nothing is lost or counted twice. Memory is sampled two ways: RSS summed over the
+group (what `ps` shows; the Postgres sum overstates, its backends share buffers) and PSS
+summed over the group (shared pages split between their users: these sums add up, so the
+stack's total is a sum of PSS).
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ def cpu_seconds(pids: Pids, own_pid: int | None = None) -> dict[str, float]:
     return totals
 
 
-def rss_bytes(pids: Pids, own_pid: int | None = None) -> dict[str, int]:
-    sizes: dict[str, int] = {}
+def memory_bytes(pids: Pids, own_pid: int | None = None) -> dict[str, tuple[int, int]]:
+    """(RSS, PSS) of each named group; PSS falls back to RSS where the kernel has no smaps."""
+    sizes: dict[str, tuple[int, int]] = {}
     for name, pid in pids.items():
         if pid is None:
             continue
@@ -56,13 +59,15 @@ def rss_bytes(pids: Pids, own_pid: int | None = None) -> dict[str, int]:
             group = _group(pid, pid != own_pid)
         except psutil.Error:
             continue
-        total = 0
+        rss = pss = 0
         for proc in group:
             try:
-                total += proc.memory_info().rss
+                full = proc.memory_full_info()
             except psutil.Error:
                 continue
-        sizes[name] = total
+            rss += full.rss
+            pss += getattr(full, "pss", full.rss)
+        sizes[name] = (rss, pss)
     return sizes
 
 
@@ -72,22 +77,24 @@ def machine_busy_seconds() -> float:
     return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
 
-class PeakRss:
-    """Samples RSS per group every `interval` seconds in a thread; keeps the peak."""
+class PeakMemory:
+    """Samples RSS and PSS per group every `interval` seconds in a thread; keeps the peaks."""
 
-    def __init__(self, pids: Callable[[], Pids], own_pid: int | None, interval: float = 0.5) -> None:
+    def __init__(self, pids: Callable[[], Pids], own_pid: int | None, interval: float = 1.0) -> None:
         self.pids, self.own_pid, self.interval = pids, own_pid, interval
-        self.peak: dict[str, int] = {}
+        self.rss: dict[str, int] = {}
+        self.pss: dict[str, int] = {}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for name, size in rss_bytes(self.pids(), self.own_pid).items():
-                self.peak[name] = max(size, self.peak.get(name, 0))
+            for name, (rss, pss) in memory_bytes(self.pids(), self.own_pid).items():
+                self.rss[name] = max(rss, self.rss.get(name, 0))
+                self.pss[name] = max(pss, self.pss.get(name, 0))
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> PeakRss:
+    def __enter__(self) -> PeakMemory:
         self._thread.start()
         return self
 

@@ -69,13 +69,14 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for system, times in report["startup_seconds"].items():
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
-        rest = report["rss_at_rest_mb"].get(system, {})
-        rest_mb = sum(rest.values())
-        lines.append(f"- `{system}` start to every /readyz 200: {parts}; RSS at rest {rest_mb:.0f} MB")
+        rest_mb = sum(report["pss_at_rest_mb"].get(system, {}).values())
+        lines.append(
+            f"- `{system}` start to every /readyz 200: {parts}; memory at rest {rest_mb:.0f} MB (PSS)"
+        )
     lines += [
         "",
         "| system | LLM ms | load | plans | plans/s | p50 ms | p95 ms | p99 ms | errors | stack CPU s/plan"
-        " | stack peak RSS MB | machine busy |",
+        " | stack peak PSS MB | machine busy |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["results"]:
@@ -86,22 +87,28 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {r['system']} | {r['llm_latency_ms']:g} | {load} | {r['plans']} | {r['plans_per_second']:.2f}"
             f" | {_ms(lat['p50'])} | {_ms(lat['p95'])} | {_ms(lat['p99'])} | {r['errors']}"
-            f" | {'-' if per_plan is None else f'{per_plan:.3f}'} | {r['stack_peak_rss_mb']:.0f}"
+            f" | {'-' if per_plan is None else f'{per_plan:.3f}'} | {r['stack_peak_pss_mb']:.0f}"
             f" | {r['machine_busy_fraction']:.0%} |"
         )
     names = sorted({k for r in report["results"] for k in r["cpu_seconds_per_plan"]})
-    lines += ["", "CPU seconds per plan, by process (stack peak RSS = sum of per-process peaks):", ""]
+    lines += ["", "CPU seconds per plan, by process (stack peak PSS = sum of per-process peaks):", ""]
     lines.append("| process | " + " | ".join(_short(r) for r in report["results"]) + " |")
     lines.append("|---|" + "---:|" * len(report["results"]))
     for name in names:
         cells = [r["cpu_seconds_per_plan"].get(name) for r in report["results"]]
         lines.append(f"| {name} | " + " | ".join("-" if c is None else f"{c:.3f}" for c in cells) + " |")
-    lines += ["", "Peak RSS MB, by process:", ""]
+    lines += [
+        "",
+        "Peak RSS MB (PSS MB), by process (Postgres: its backends' sum; RSS counts shared buffers",
+        "",
+    ]
+    lines[-2] += " in each, PSS splits them):"
     lines.append("| process | " + " | ".join(_short(r) for r in report["results"]) + " |")
     lines.append("|---|" + "---:|" * len(report["results"]))
     for name in sorted({k for r in report["results"] for k in r["peak_rss_mb"]}):
-        cells = [r["peak_rss_mb"].get(name) for r in report["results"]]
-        lines.append(f"| {name} | " + " | ".join("-" if c is None else f"{c:.0f}" for c in cells) + " |")
+        cells = [(r["peak_rss_mb"].get(name), r["peak_pss_mb"].get(name)) for r in report["results"]]
+        text = ["-" if rss is None else f"{rss:.0f} ({pss or 0:.0f})" for rss, pss in cells]
+        lines.append(f"| {name} | " + " | ".join(text) + " |")
     lines += [
         "",
         "machine busy = CPU used by every process on the machine in the window, of all cores: near 100 %",

@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> Path:
     llm.start()
     startup: dict[str, dict[str, float]] = {}
     at_rest: dict[str, dict[str, float]] = {}
+    pss_at_rest: dict[str, dict[str, float]] = {}
     results: list[dict[str, Any]] = []
     try:
         for name in args.system_names:
@@ -91,8 +92,9 @@ def main(argv: list[str] | None = None) -> Path:
             try:
                 print(f"[{name}] starting (logs in {workdir / name})", flush=True)
                 startup[name] = {k: round(v, 2) for k, v in system.start().items()}
-                rest = meters.rss_bytes(system.pids())
-                at_rest[name] = {k: round(v / 2**20, 1) for k, v in sorted(rest.items())}
+                rest = meters.memory_bytes(system.pids())
+                at_rest[name] = {k: round(v[0] / 2**20, 1) for k, v in sorted(rest.items())}
+                pss_at_rest[name] = {k: round(v[1] / 2**20, 1) for k, v in sorted(rest.items())}
                 print(f"[{name}] ready: {startup[name]} s", flush=True)
                 results += asyncio.run(measure_system(system, llm, args))
             finally:
@@ -118,6 +120,7 @@ def main(argv: list[str] | None = None) -> Path:
         },
         "startup_seconds": startup,
         "rss_at_rest_mb": at_rest,
+        "pss_at_rest_mb": pss_at_rest,
         "results": results,
         "logs": str(workdir),
     }

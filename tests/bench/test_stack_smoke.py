@@ -35,6 +35,7 @@ def test_a_few_plans_through_the_bench_write_a_complete_report(tmp_path: Path) -
     assert {"cpus", "loadavg_before"} <= set(report["environment"]["machine"])
     assert report["startup_seconds"]["tripmesh"]["cold"] > 0
     assert SERVICES | {"nats", "postgres"} <= set(report["rss_at_rest_mb"]["tripmesh"])
+    assert SERVICES | {"nats", "postgres"} <= set(report["pss_at_rest_mb"]["tripmesh"])
 
     (point,) = report["results"]
     assert point["system"] == "tripmesh" and point["mode"] == "closed" and point["clients"] == 1
@@ -46,5 +47,5 @@ def test_a_few_plans_through_the_bench_write_a_complete_report(tmp_path: Path) -
     assert point["latency_seconds"]["p99"] is not None
     watched = SERVICES | {"nats", "postgres", "llm-server", "bench-client"}
     assert watched <= set(point["cpu_seconds_per_plan"])
-    assert watched <= set(point["peak_rss_mb"])
+    assert watched <= set(point["peak_rss_mb"]) and watched <= set(point["peak_pss_mb"])
     assert point["stack_cpu_seconds_per_plan"] is not None
