@@ -31,6 +31,10 @@ def table(name: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(name))
 
 
+def column_list(names: Sequence[str]) -> sql.Composed:
+    return sql.SQL(", ").join(map(sql.Identifier, names))
+
+
 _MARK_ACCOUNTED = sql.SQL(
     "UPDATE {} SET accounted_at = COALESCE(accounted_at, now())"
     " WHERE reservation_id = ANY(%s) RETURNING reservation_id, state"
@@ -39,7 +43,7 @@ _DELETE_REPLACED_ESTIMATES = sql.SQL(
     "DELETE FROM {t} e WHERE e.estimated AND e.reservation_id = ANY(%s)"
     " AND EXISTS (SELECT 1 FROM {t} r WHERE r.reservation_id = e.reservation_id AND NOT r.estimated)"
     " RETURNING {cols}"
-).format(t=table("usage_events"), cols=sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
+).format(t=table("usage_events"), cols=column_list(COLUMNS))
 
 
 async def account_reservations(conn: AsyncConnection[Any], inserted: Sequence[UsageRow]) -> list[UsageRow]:

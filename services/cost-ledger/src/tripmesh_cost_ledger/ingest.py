@@ -100,10 +100,9 @@ class BatchIngestor:
             except DECODE_ERRORS as exc:
                 await self._reject(raw, f"undecodable UsageEvent: {exc}", "undecodable")
         if decoded:
-            raws_in = [raw for raw, _ in decoded]
-            async with self._heartbeats(raws_in):
+            async with self._heartbeats([raw for raw, _ in decoded]):
                 try:
-                    with ledger_write_spans(raws_in):
+                    with ledger_write_spans(decoded):
                         await self._through_outage([row for _, row in decoded])
                 except Exception as exc:
                     if self.is_store_outage(exc):

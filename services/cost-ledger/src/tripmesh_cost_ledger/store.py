@@ -50,10 +50,6 @@ _LOCK_CONFLICTS = (psycopg.errors.DeadlockDetected, psycopg.errors.Serialization
 _table = table
 
 
-def _cols(names: Sequence[str]) -> sql.Composed:
-    return sql.SQL(", ").join(map(sql.Identifier, names))
-
-
 # Keys are sorted so concurrent replicas take row locks in the same order (no deadlocks).
 _UPSERT_DAILY = sql.SQL(
     "INSERT INTO {table} AS t (user_id, day, calls, prompt_tokens, completion_tokens, cost_usd)"

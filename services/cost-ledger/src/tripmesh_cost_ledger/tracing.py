@@ -17,7 +17,6 @@ With tracing off both are skipped (`telemetry.enabled()` is False).
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -25,43 +24,40 @@ from nats.aio.msg import Msg
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from tripmesh_kit import telemetry
 
+from tripmesh_cost_ledger.domain import UsageRow
+
 BATCH_SPAN = "ledger.ingest"
 MESSAGE_SPAN = "ledger.write usage"
 
 
-def usage_attributes(raw: Msg) -> dict[str, Any]:
-    """What a span says about one usage event (nothing when the body is not JSON: the
-    ingestor dead-letters that one; token and cost names follow the GenAI conventions)."""
-    try:
-        event = json.loads(raw.data)
-    except ValueError:
-        return {}
-    if not isinstance(event, dict):
-        return {}
+def usage_attributes(row: UsageRow) -> dict[str, Any]:
+    """What a span says about one usage event (from the row the ingestor already decoded;
+    token and cost names follow the GenAI conventions)."""
     return telemetry.attributes(
         {
-            "plan_id": _str(event.get("plan_id")),
-            "user_id": _str(event.get("user_id")),
-            "agent": _str(event.get("agent")),
-            "model": _str(event.get("model")),
-            "gen_ai.usage.input_tokens": _int(event.get("prompt_tokens")),
-            "gen_ai.usage.output_tokens": _int(event.get("completion_tokens")),
-            "tripmesh.cost_usd": _float(event.get("cost_usd")),
-            "messaging.message.id": _str(event.get("id")),
+            "plan_id": row.plan_id,
+            "user_id": row.user_id,
+            "agent": row.agent,
+            "model": row.model,
+            "gen_ai.usage.input_tokens": row.prompt_tokens,
+            "gen_ai.usage.output_tokens": row.completion_tokens,
+            "tripmesh.cost_usd": row.cost_usd,
+            "messaging.message.id": row.event_id,
         }
     )
 
 
 @contextlib.contextmanager
-def ledger_write_spans(raws: Sequence[Msg]) -> Iterator[None]:
-    """Around the one transaction that writes `raws`: the batch span and a span per message."""
-    if not telemetry.enabled() or not raws:
+def ledger_write_spans(decoded: Sequence[tuple[Msg, UsageRow]]) -> Iterator[None]:
+    """Around the one transaction that writes `decoded` (each message with its row): the batch
+    span and a span per message."""
+    if not telemetry.enabled() or not decoded:
         yield
         return
     tracer = telemetry.tracer()
-    links = [link for raw in raws for link in telemetry.link_to(raw.headers)]
+    links = [link for raw, _ in decoded for link in telemetry.link_to(raw.headers)]
     batch_attrs: dict[str, str | int] = {"messaging.system": "nats"}
-    batch_attrs["messaging.batch.message_count"] = len(raws)
+    batch_attrs["messaging.batch.message_count"] = len(decoded)
     with tracer.start_as_current_span(
         BATCH_SPAN, kind=SpanKind.CONSUMER, attributes=batch_attrs, links=links
     ) as batch:
@@ -71,10 +67,10 @@ def ledger_write_spans(raws: Sequence[Msg]) -> Iterator[None]:
                 MESSAGE_SPAN,
                 context=telemetry.extract(raw.headers),
                 kind=SpanKind.CONSUMER,
-                attributes={"messaging.system": "nats", **usage_attributes(raw)},
+                attributes={"messaging.system": "nats", **usage_attributes(row)},
                 links=to_batch,
             )
-            for raw in raws
+            for raw, row in decoded
         ]
         try:
             yield
@@ -85,18 +81,3 @@ def ledger_write_spans(raws: Sequence[Msg]) -> Iterator[None]:
         finally:
             for span in spans:
                 span.end()
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None

@@ -29,7 +29,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from tripmesh_cost_ledger.accounting import RunningTotals, table
+from tripmesh_cost_ledger.accounting import RunningTotals, column_list, table
 from tripmesh_cost_ledger.domain import COLUMNS, UsageRow
 
 _COLUMN_TYPES = {
@@ -48,14 +48,12 @@ COPY_TYPES = [_COLUMN_TYPES.get(c, "text") for c in COLUMNS]
 """The binary COPY's type of each of COLUMNS, in order."""
 
 
-def _cols(names: Sequence[str]) -> sql.Composed:
-    return sql.SQL(", ").join(map(sql.Identifier, names))
-
-
 _STAGE = sql.SQL(
     "CREATE TEMP TABLE IF NOT EXISTS ledger_stage (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 ).format(table=table("usage_events"))
-_COPY_STAGE = sql.SQL("COPY ledger_stage ({cols}) FROM STDIN (FORMAT BINARY)").format(cols=_cols(COLUMNS))
+_COPY_STAGE = sql.SQL("COPY ledger_stage ({cols}) FROM STDIN (FORMAT BINARY)").format(
+    cols=column_list(COLUMNS)
+)
 
 # Keys are inserted in sorted order so concurrent replicas take row locks in the same order.
 _WRITE = sql.SQL(
@@ -115,7 +113,7 @@ FROM p JOIN plans ON plans.user_id = p.user_id AND plans.plan_id = p.plan_id WHE
 """
 ).format(
     events=table("usage_events"),
-    cols=_cols(COLUMNS),
+    cols=column_list(COLUMNS),
     daily=table("user_daily_totals"),
     monthly=table("user_monthly_totals"),
     plans=table("plan_totals"),

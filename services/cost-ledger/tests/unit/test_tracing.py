@@ -9,6 +9,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from tripmesh_contracts import UsageEvent
+from tripmesh_cost_ledger.domain import UsageRow
 from tripmesh_cost_ledger.tracing import ledger_write_spans, usage_attributes
 
 E2E = Path(__file__).resolve().parents[4] / "tests" / "e2e"
@@ -18,17 +20,20 @@ def raw(data: bytes, headers: dict[str, str] | None = None) -> Any:
     return SimpleNamespace(data=data, headers=headers)
 
 
+def usage_row(**fields: Any) -> UsageRow:
+    return UsageRow.from_event(UsageEvent(**{"user_id": "a", "model": "m", "provider": "openai", **fields}))
+
+
 def test_off_is_a_no_op() -> None:
-    with ledger_write_spans([raw(b"{}")]):
+    with ledger_write_spans([(raw(b"{}"), usage_row())]):
         pass
 
 
-def test_usage_attributes_from_the_event_body() -> None:
-    body = (
-        b'{"id": "u1", "plan_id": "p1", "user_id": "a", "agent": "transport", "model": "m",'
-        b' "prompt_tokens": 10, "completion_tokens": 5, "cost_usd": "0.0012"}'
+def test_usage_attributes_from_the_decoded_row() -> None:
+    row = usage_row(
+        id="u1", plan_id="p1", agent="transport", prompt_tokens=10, completion_tokens=5, cost_usd="0.0012"
     )
-    assert usage_attributes(raw(body)) == {
+    assert usage_attributes(row) == {
         "plan_id": "p1",
         "user_id": "a",
         "agent": "transport",
@@ -38,8 +43,6 @@ def test_usage_attributes_from_the_event_body() -> None:
         "tripmesh.cost_usd": 0.0012,
         "messaging.message.id": "u1",
     }
-    assert usage_attributes(raw(b"not json")) == {}
-    assert usage_attributes(raw(b"[1]")) == {}
 
 
 def test_on_each_message_span_joins_its_producers_trace() -> None:
@@ -51,7 +54,12 @@ def test_on_each_message_span_joins_its_producers_trace() -> None:
         sys.path.insert(0, {str(E2E)!r})
         from otlp_receiver import OtlpReceiver
         from tripmesh_kit import telemetry
+        from tripmesh_contracts import UsageEvent
+        from tripmesh_cost_ledger.domain import UsageRow
         from tripmesh_cost_ledger.tracing import ledger_write_spans
+
+        def row(plan):
+            return UsageRow.from_event(UsageEvent(user_id="a", plan_id=plan, model="m", provider="p"))
 
         with OtlpReceiver() as receiver:
             telemetry.configure_tracing("cost-ledger", receiver.endpoint)
@@ -59,10 +67,10 @@ def test_on_each_message_span_joins_its_producers_trace() -> None:
             for plan in ("p1", "p2"):
                 with telemetry.span("usage publish " + plan):
                     headers.append(telemetry.inject({{}}))
-            raws = [SimpleNamespace(data=b'{{"plan_id": "p%d"}}' % (i + 1), headers=h)
-                    for i, h in enumerate(headers)]
-            raws.append(SimpleNamespace(data=b"{{}}", headers=None))
-            with ledger_write_spans(raws):
+            decoded = [(SimpleNamespace(data=b"", headers=h), row("p%d" % (i + 1)))
+                       for i, h in enumerate(headers)]
+            decoded.append((SimpleNamespace(data=b"", headers=None), row(None)))
+            with ledger_write_spans(decoded):
                 with telemetry.span("INSERT"):
                     pass
             telemetry.shutdown()
