@@ -7,7 +7,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP ?= True
 export HF_HUB_OFFLINE ?= 1
 PYTEST := $(UV) run --frozen pytest
 
-.PHONY: help install up test test-unit test-integration test-e2e lint fmt schemas clean-data
+.PHONY: help install up test test-unit test-integration test-e2e test-chaos test-chaos-full lint fmt schemas clean-data
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -27,6 +27,12 @@ test-unit: install ## Unit and contract tests only (fast)
 
 test-e2e: install ## End-to-end tests against the stack started as `make up` starts it
 	$(PYTEST) tests/e2e
+
+test-chaos: install ## The reliability battery, PR tier (~15 min; also part of `make test`)
+	$(PYTEST) tests/chaos
+
+test-chaos-full: install ## The reliability battery, full tier (larger counts, longer outages; ~60 min)
+	$(PYTEST) tests/chaos --chaos-tier=full
 
 lint: install ## ruff, mypy --strict, import-linter (services never import each other), hadolint
 	$(UV) run --frozen ruff check .
