@@ -3,8 +3,8 @@
 `TripmeshStack` is the real stack as `make up` starts it (tripmesh_devstack's Stack: embedded
 NATS and Postgres, local Qdrant storage in vector-sync, the five services as processes). The
 control of issue #13 (the same planner graph, agents and LLM server in one process behind the
-same API) is the next `System`: it implements the same four members, is added to `SYSTEMS`,
-and every point is then measured for both in the same run (`--systems tripmesh,control`).
+same API, bench/stack/control) implements the same four members; `--systems tripmesh,control`
+measures every point for both in the same run.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Protocol, TextIO
 from tripmesh_devstack.services import LOAD_TEST_LIMITS, default_services
 from tripmesh_devstack.supervisor import Stack
 
+from bench.stack.control.system import ControlSystem
 from bench.stack.llm_server import LlmServer
 
 
@@ -106,5 +107,9 @@ def tripmesh(workdir: Path, llm: LlmServer, options: RunOptions) -> System:
     )
 
 
-SYSTEMS: dict[str, SystemFactory] = {"tripmesh": tripmesh}
-"""`--systems` names. The in-process control is not here yet (issue #13)."""
+def control(workdir: Path, llm: LlmServer, options: RunOptions) -> System:
+    return ControlSystem(workdir, llm, warm_restart=options.warm_restart)
+
+
+SYSTEMS: dict[str, SystemFactory] = {"tripmesh": tripmesh, "control": control}
+"""`--systems` names."""
