@@ -6,11 +6,17 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tripmesh_devstack.services import default_services
+from tripmesh_devstack.supervisor import Stack
 
 sys.path.insert(0, str(Path(__file__).parent))  # report.py and the harness import by name
+
+from harness import LlmProcess, start_chaos_stack  # importable once the directory is on the path
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -25,3 +31,55 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def tier(request: pytest.FixtureRequest) -> str:
     return str(request.config.getoption("--chaos-tier", default="pr"))
+
+
+@dataclass
+class ChaosEnv:
+    """One stack of the battery and the LLM its agents call."""
+
+    stack: Stack
+    llm: LlmProcess
+    workdir: Path
+
+
+ChaosStackFactory = Callable[..., ChaosEnv]
+
+
+@pytest.fixture(scope="module")
+def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStackFactory]:
+    """`chaos_stack(name, replicas={...}, replica_env={...}, env={service: {...}}, stack_env={...},
+    latency_ms="200-3000")`: the test LLM as a process and the stack as `make up` starts it,
+    its agents routed to that LLM. Everything a module started stops when the module ends, so
+    two modules' stacks never compete for the two cores."""
+    started: list[ChaosEnv] = []
+
+    def start(
+        name: str,
+        *,
+        replicas: dict[str, int] | None = None,
+        replica_env: dict[str, list[dict[str, str]]] | None = None,
+        env: dict[str, dict[str, str]] | None = None,
+        stack_env: dict[str, str] | None = None,
+        latency_ms: str = "200-3000",
+        seed: int = 12,
+    ) -> ChaosEnv:
+        workdir = tmp_path_factory.mktemp(f"chaos-{name}")
+        llm = LlmProcess(workdir, latency_ms=latency_ms, seed=seed)
+        llm.start()
+        per_service = {k: dict(v) for k, v in (env or {}).items()}
+        per_service["agent-runner"] = {**llm.agent_env(), **per_service.get("agent-runner", {})}
+        services = default_services(
+            free_ports=True, replicas=replicas, replica_env=replica_env, env=per_service
+        )
+        try:
+            stack = start_chaos_stack(workdir, services, stack_env)
+        except BaseException:
+            llm.stop()
+            raise
+        started.append(ChaosEnv(stack, llm, workdir))
+        return started[-1]
+
+    yield start
+    for chaos in reversed(started):
+        chaos.stack.stop()
+        chaos.llm.stop()

@@ -1,0 +1,194 @@
+"""Issue #12, test 1: the runner kill storm.
+
+Four agent-runner replicas serve every agent; the LLM answers each call after 0.2-3 s (seeded),
+so kills land mid-call. While the plans run, a random runner is SIGKILLed every 5 +- 2 s and
+started again. Oracles (read from the stores, never from the services' own word):
+
+- every plan is terminal, completed or partial (none stuck, none failed);
+- 0 duplicate ledger rows: the ledger holds exactly the distinct usage events of the USAGE
+  stream, and its running totals add up to its rows;
+- the ledger's total equals the total over distinct usage events, exactly (numeric, not float);
+- calls on the provider invoice but missing from the ledger are at most the calls a kill caught
+  in flight (from the invoice's received/answered windows against the kill times): a runner
+  killed after the provider answered and before the usage event was acknowledged leaves a
+  billed call nobody records. That window closes only if the provider bills against an id the
+  ledger already holds (a reservation id sent with the call and reconciled from the invoice),
+  or if expired reservations are charged at their maximum (what the ledger's sweeper does once
+  budgets are enforced);
+- each agent section is applied once per plan (the planner's agent_executions).
+
+This test replaces tests/e2e/test_runners_crash.py (one kill of one replica, 30 plans).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import time
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import ChaosStackFactory
+from harness import (
+    OK_TERMINAL,
+    TERMINAL,
+    Load,
+    consumer_states,
+    dead_letter_lines,
+    ledger_matches_usage,
+    ledger_rows,
+    ledger_totals,
+    log_events,
+    ready,
+    usage_stream_events,
+)
+from report import ChaosReport
+
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(1800)]
+
+REPLICAS = 4
+COUNTS = {"pr": 200, "full": 1000}
+BASELINE = {"pr": 16, "full": 40}
+LIVENESS = {"pr": 600.0, "full": 2400.0}
+"""Seconds for every plan to end after the last POST: a stuck plan crosses it, a slow one not."""
+IN_FLIGHT_GRACE = 1.0
+"""A call answered this long before a kill may still be unrecorded (parse, publish, ack)."""
+
+
+async def kill_storm(chaos: Any, report: ChaosReport, stop: asyncio.Event, rng: random.Random) -> list[float]:
+    """Every 5 +- 2 s SIGKILL a random *ready* runner and start it again; the kill times.
+
+    Only ready replicas are picked: a runner takes several CPU seconds to start (imports,
+    connections), and on two cores a storm that also killed starting replicas would keep every
+    runner starting forever - a measure of the machine, not of the system. A tick with no
+    ready runner is skipped (and counted)."""
+    stack = chaos.stack
+    kills: list[float] = []
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), rng.uniform(3.0, 7.0))
+            break
+        except TimeoutError:
+            pass
+        running = [i for i in range(REPLICAS) if await ready(stack.url("agent-runner", i))]
+        if not running:
+            report.fault("tick_skipped", reason="no runner ready")
+            continue
+        index = rng.choice(running)
+        kills.append(time.time())
+        report.fault("sigkill", target=f"agent-runner#{index}")
+        await asyncio.to_thread(stack.kill, "agent-runner", index, signal.SIGKILL)
+        await asyncio.to_thread(stack.start_replica, "agent-runner", index, False)
+    return kills
+
+
+def calls_in_flight(invoice: list[dict[str, Any]], kills: list[float]) -> tuple[int, int]:
+    """(kills that landed inside an LLM call, calls in flight at some kill)."""
+    landed, caught = 0, set()
+    for at in kills:
+        hit = [
+            c["index"]
+            for c in invoice
+            if c["received_at"] <= at <= (c["answered_at"] or at) + IN_FLIGHT_GRACE
+        ]
+        landed += bool(hit)
+        caught.update(hit)
+    return landed, len(caught)
+
+
+async def sections(database_url: str, plans: list[str]) -> dict[tuple[str, str, str, int], int]:
+    """Completed executions per (plan, agent, stage, round)."""
+    async with await psycopg.AsyncConnection.connect(database_url) as db:
+        rows = await (
+            await db.execute(
+                "SELECT plan_id, agent, stage, round, count(*) FROM planner.agent_executions"
+                " WHERE plan_id = ANY(%s) AND status = 'completed' GROUP BY 1, 2, 3, 4",
+                (plans,),
+            )
+        ).fetchall()
+    return {(p, a, s, r): n for p, a, s, r, n in rows}
+
+
+async def test_runner_kill_storm(chaos_stack: ChaosStackFactory, tier: str) -> None:
+    plans = COUNTS[tier]
+    chaos = chaos_stack("kill-storm", replicas={"agent-runner": REPLICAS})
+    stack = chaos.stack
+    rng = random.Random(1212)
+    with ChaosReport(
+        "runner_kill_storm", tier=tier, plans=plans, runner_replicas=REPLICAS, kill_every_s="5+-2",
+        llm_latency_ms=chaos.llm.latency_ms, seed=1212, baseline_plans=BASELINE[tier],
+    ) as report:  # fmt: skip
+        load = Load(stack)
+        await load.sign_up(10)
+        await load.submit(BASELINE[tier])
+        baseline = await load.wait_terminal(LIVENESS[tier])
+        report.latencies("baseline", load.latencies(baseline))
+        baseline_ids = set(load.plans)
+
+        stop = asyncio.Event()
+        storm = asyncio.create_task(kill_storm(chaos, report, stop, rng))
+        await load.submit(plans, concurrency=4)
+        states = await load.wait_terminal(LIVENESS[tier])
+        stop.set()
+        kills = await storm
+        report.fault("storm_end", kills=len(kills))
+        for index in range(REPLICAS):  # the storm may end between a kill and its restart
+            await asyncio.to_thread(stack.start_replica, "agent-runner", index, True)
+
+        faulted = {p: v for p, v in states.items() if p not in baseline_ids}
+        report.latencies("faulted", load.latencies(faulted))
+        stuck = sorted(p for p in load.plans if p not in states or states[p][0] not in TERMINAL)
+        failed = sorted(p for p, (s, _) in states.items() if s in TERMINAL and s not in OK_TERMINAL)
+
+        await asyncio.sleep(5)  # the ledger drains its last batches (its consumer lag is checked below)
+        consumers = await consumer_states(stack)
+        events = await usage_stream_events(stack)
+        rows = await ledger_rows(stack)
+        totals = await ledger_totals(stack)
+        invoice = chaos.llm.invoice()
+        by_id = {e["id"]: Decimal(str(e["cost_usd"])) for e in events}
+        row_ids = [r[0] for r in rows]
+        ledger_total = sum((r[3] for r in rows), Decimal(0))
+        stream_total = sum(by_id.values(), Decimal(0))
+        answered_ok = [c for c in invoice if c["answer"] == "ok"]
+        recorded_ok = [r for r in rows if r[4]]
+        missing = len(answered_ok) - len(recorded_ok)
+        landed, caught = calls_in_flight(invoice, kills)
+        per_section = await sections(stack.database_url, list(load.plans))
+        twice = {k: n for k, n in per_section.items() if n != 1}
+        started = [
+            line
+            for i in range(REPLICAS)
+            for line in log_events(stack.log_path("agent-runner", i), "agent_job_started")
+        ]
+        terminated = dead_letter_lines(stack, "max_deliver")
+        ledger_ok, ledger_detail = ledger_matches_usage(rows, events, totals)
+
+        report.count(
+            attempted=len(load.plans), acked=len(load.plans), delivered=len(states) - len(stuck),
+            redelivered=sum(1 for line in started if int(line.get("delivered", 1)) >= 2),
+            duplicates_suppressed=len(events) - len(by_id), lost=len(stuck) + len(set(by_id) - set(row_ids)),
+            dead_lettered=consumers["DLQ"]["messages"], terminated=len(terminated),
+            kills=len(kills), kills_inside_llm_call=landed, calls_in_flight_at_kills=caught,
+            invoice_calls=len(invoice), invoice_ok=len(answered_ok), ledger_rows=len(rows),
+            ledger_success_rows=len(recorded_ok), invoice_missing_from_ledger=missing,
+            usage_stream_messages=len(events), usage_distinct=len(by_id), plans_failed=len(failed),
+            partial=sum(1 for s, _ in states.values() if s == "partial"), refused_posts=load.refused,
+        )  # fmt: skip
+        report.check("every plan terminal (completed or partial)", not stuck and not failed,
+                     {"stuck": stuck[:20], "failed": failed[:20]})  # fmt: skip
+        report.check("0 duplicate ledger rows (ledger == distinct USAGE events)", ledger_ok, ledger_detail)
+        report.check("ledger total == total over distinct usage events (exact)", ledger_total == stream_total,
+                     {"ledger": str(ledger_total), "usage": str(stream_total)})  # fmt: skip
+        report.check(
+            "invoice calls missing from the ledger <= calls a kill caught in flight",
+            0 <= missing <= caught,
+            {"missing": missing, "in_flight_at_kills": caught, "kills_inside_llm_call": landed},
+        )
+        report.check("each agent section applied once per plan", not twice, dict(list(twice.items())[:20]))
+        report.check("ledger consumer caught up", consumers["cost-ledger-usage"]["pending"] == 0,
+                     consumers["cost-ledger-usage"])  # fmt: skip
+        report.assert_all()

@@ -1,0 +1,122 @@
+"""Issue #12, test 5: SIGTERM drain of each service under load.
+
+One stack, plans flowing; each service in turn gets SIGTERM (as a deploy or `make up`'s Ctrl-C
+sends it) and is started again. The agent-runner is terminated with an LLM call provably in
+flight: the test LLM holds one call (`hold`) until the runner has been signalled, then lets it
+finish while the runner drains.
+
+Oracles, per service: it exits with code 0 within its drain timeout (20 s; a liveness bound);
+0 redeliveries caused by it: the redelivered counters (`tripmesh_messages_redelivered_total`,
+every replica's /metrics, the restarted one included) and the durable consumers'
+`num_redelivered` do not move across the drain. At the end every plan is terminal, none
+failed, nothing was dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from conftest import ChaosEnv, ChaosStackFactory
+from harness import OK_TERMINAL, TERMINAL, Load, consumer_states, metric_sum
+from report import ChaosReport
+
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(1200)]
+
+DRAIN_TIMEOUT = 20.0
+"""Every service's default drain_timeout_seconds (tripmesh_kit.settings)."""
+ORDER = ("gateway", "planner", "agent-runner", "cost-ledger", "vector-sync")
+PLANS_EACH = {"pr": 10, "full": 40}
+
+
+async def redelivered(chaos: ChaosEnv) -> float:
+    """Redeliveries seen by every running replica (sum of their counters)."""
+    total = 0.0
+    async with httpx.AsyncClient(timeout=10) as http:
+        for r in chaos.stack.all_replicas():
+            if r.running:
+                text = (await http.get(r.url + "/metrics")).text
+                total += metric_sum(text, "tripmesh_messages_redelivered_total")
+    return total
+
+
+async def consumer_redelivered(chaos: ChaosEnv) -> int:
+    states = await consumer_states(chaos.stack)
+    return sum(int(v.get("redelivered", 0)) for k, v in states.items() if k != "DLQ")
+
+
+async def wait_held(chaos: ChaosEnv, bound: float = 120.0) -> bool:
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        if (await asyncio.to_thread(chaos.llm.health))["held"]:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_sigterm_drains_every_service_under_load(chaos_stack: ChaosStackFactory, tier: str) -> None:
+    chaos = chaos_stack("sigterm-drain", latency_ms="200-1500")
+    stack = chaos.stack
+    with ChaosReport(
+        "sigterm_drain", tier=tier, services=list(ORDER), drain_timeout_s=DRAIN_TIMEOUT,
+        plans_per_service=PLANS_EACH[tier], llm_latency_ms=chaos.llm.latency_ms,
+    ) as report:  # fmt: skip
+        load = Load(stack)
+        await load.sign_up(4)
+        await load.submit(6)
+        report.latencies("baseline", load.latencies(await load.wait_terminal(300)))
+        before = set(load.plans)
+        drains: dict[str, dict[str, object]] = {}
+
+        for name in ORDER:
+            loading = asyncio.create_task(load.submit(PLANS_EACH[tier], concurrency=2, spacing=0.5))
+            held = None
+            if name == "agent-runner":
+                await asyncio.to_thread(chaos.llm.script, "hold")
+                held = await wait_held(chaos)
+            else:
+                await asyncio.sleep(3)  # work in flight everywhere
+            metric_before = await redelivered(chaos)
+            consumers_before = await consumer_redelivered(chaos)
+            report.fault("sigterm", target=f"{name}#0", llm_call_held=held)
+            started = time.monotonic()
+            terminating = asyncio.create_task(asyncio.to_thread(stack.terminate, name, 0, DRAIN_TIMEOUT + 10))
+            if held:
+                await asyncio.sleep(2)  # the runner has the signal, the call is still in flight
+                await asyncio.to_thread(chaos.llm.release)
+            code = await terminating
+            took = round(time.monotonic() - started, 2)
+            await asyncio.to_thread(stack.start_replica, name, 0, True)
+            await loading
+            await load.wait_terminal(300)
+            await asyncio.sleep(2)
+            drains[name] = {
+                "exit_code": code, "seconds": took, "llm_call_held": held,
+                "redelivered_metric": await redelivered(chaos) - metric_before,
+                "consumer_redelivered": await consumer_redelivered(chaos) - consumers_before,
+            }  # fmt: skip
+
+        states = await load.wait_terminal(300)
+        report.latencies("faulted", load.latencies({p: v for p, v in states.items() if p not in before}))
+        stuck = sorted(p for p in load.plans if p not in states or states[p][0] not in TERMINAL)
+        failed = sorted(p for p, (s, _) in states.items() if s in TERMINAL and s not in OK_TERMINAL)
+        dlq = (await consumer_states(stack))["DLQ"]["messages"]
+        report.extra["drains"] = drains
+        report.count(
+            attempted=len(load.plans), acked=len(load.plans), delivered=len(states) - len(stuck),
+            redelivered=int(sum(float(str(d["redelivered_metric"])) for d in drains.values())),
+            lost=len(stuck), dead_lettered=dlq, plans_failed=len(failed), refused_posts=load.refused,
+        )  # fmt: skip
+
+        for name, d in drains.items():
+            report.check(f"{name}: exit 0 within the drain timeout",
+                         d["exit_code"] == 0 and float(d["seconds"]) <= DRAIN_TIMEOUT, d)  # type: ignore[arg-type]  # fmt: skip
+            report.check(f"{name}: 0 redeliveries caused by the drain",
+                         d["redelivered_metric"] == 0 and d["consumer_redelivered"] == 0, d)  # fmt: skip
+        report.check("the runner was terminated mid-call", drains["agent-runner"]["llm_call_held"] is True)
+        report.check("every plan terminal, none failed", not stuck and not failed,
+                     {"stuck": stuck[:20], "failed": failed[:20]})  # fmt: skip
+        report.check("0 dead-lettered", dlq == 0, dlq)
+        report.assert_all()
