@@ -166,5 +166,13 @@ class Bus:
                     stream=stream,
                     timeout=self.publish_timeout,
                 )
-        log.debug("published", subject=subject, stream=ack.stream, seq=ack.seq, duplicate=bool(ack.duplicate))
+        # stream, seq and msg id of every ack: the reliability battery checks none was lost (issue #12)
+        log.debug(
+            "published",
+            subject=subject,
+            stream=ack.stream,
+            seq=ack.seq,
+            msg_id=msg_id,
+            duplicate=bool(ack.duplicate),
+        )
         return ack
