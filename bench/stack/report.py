@@ -53,6 +53,79 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.0f}"
 
 
+def _point_key(r: dict[str, Any]) -> tuple[float, str, float]:
+    load = r["clients"] if r["mode"] == "closed" else r["offered_plans_per_second"]
+    return (r["llm_latency_ms"], r["mode"], float(load))
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else round(a / b, 2)
+
+
+def ratios(
+    results: list[dict[str, Any]], base: str = "tripmesh", control: str = "control"
+) -> list[dict[str, Any]]:
+    """The headline (issue #13): each point measured for both, as tripmesh / control.
+    plans/s above 1 is tripmesh ahead; latency and CPU per plan above 1 is tripmesh behind."""
+    by_system: dict[str, dict[tuple[float, str, float], dict[str, Any]]] = {}
+    for r in results:
+        by_system.setdefault(r["system"], {})[_point_key(r)] = r
+    rows = []
+    for key, t in by_system.get(base, {}).items():
+        c = by_system.get(control, {}).get(key)
+        if c is None:
+            continue
+        rows.append(
+            {
+                "llm_latency_ms": key[0],
+                "mode": key[1],
+                "load": key[2],
+                "plans_per_second": [t["plans_per_second"], c["plans_per_second"]],
+                "p50_seconds": [t["latency_seconds"]["p50"], c["latency_seconds"]["p50"]],
+                "p99_seconds": [t["latency_seconds"]["p99"], c["latency_seconds"]["p99"]],
+                "cpu_seconds_per_plan": [t["stack_cpu_seconds_per_plan"], c["stack_cpu_seconds_per_plan"]],
+                "ratio": {
+                    "plans_per_second": _ratio(t["plans_per_second"], c["plans_per_second"]),
+                    "p50": _ratio(t["latency_seconds"]["p50"], c["latency_seconds"]["p50"]),
+                    "p99": _ratio(t["latency_seconds"]["p99"], c["latency_seconds"]["p99"]),
+                    "cpu_seconds_per_plan": _ratio(
+                        t["stack_cpu_seconds_per_plan"], c["stack_cpu_seconds_per_plan"]
+                    ),
+                },
+            }
+        )
+    return rows
+
+
+def _pair(values: list[float | None], ratio: float | None, fmt: str, scale: float = 1.0) -> str:
+    text = ["-" if v is None else format(v * scale, fmt) for v in values]
+    return f"{text[0]} / {text[1]} = **{'-' if ratio is None else f'{ratio:.2f}'}**"
+
+
+def ratio_lines(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "Headline: tripmesh / control, each point measured for both in this run (the control: the same",
+        "planner graph and agents in one process, bench/stack/control). plans/s above 1 = tripmesh ahead;",
+        "latency and CPU per plan above 1 = tripmesh behind.",
+        "",
+        "| LLM ms | load | plans/s | p50 ms | p99 ms | CPU s/plan |",
+        "|---:|---|---|---|---|---|",
+    ]
+    for row in rows:
+        load = f"{row['load']:g} clients" if row["mode"] == "closed" else f"open {row['load']:g}/s"
+        ratio = row["ratio"]
+        lines.append(
+            f"| {row['llm_latency_ms']:g} | {load}"
+            f" | {_pair(row['plans_per_second'], ratio['plans_per_second'], '.2f')}"
+            f" | {_pair(row['p50_seconds'], ratio['p50'], '.0f', 1000)}"
+            f" | {_pair(row['p99_seconds'], ratio['p99'], '.0f', 1000)}"
+            f" | {_pair(row['cpu_seconds_per_plan'], ratio['cpu_seconds_per_plan'], '.3f')} |"
+        )
+    return [*lines, ""]
+
+
 def markdown(report: dict[str, Any]) -> str:
     env, setup = report["environment"], report["setup"]
     lines = [
@@ -66,6 +139,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"LLM: OpenAI-compatible stub through litellm, cache off; warm-up {setup['warmup_seconds']:g} s,"
         f" window {setup['window_seconds']:g} s per point. Latency = POST /plans -> terminal SSE event.",
         "",
+        *ratio_lines(report.get("ratios", [])),
     ]
     for system, times in report["startup_seconds"].items():
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in times.items())

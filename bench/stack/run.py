@@ -1,13 +1,15 @@
 """`make bench`: the stack end to end, over its public API, at several loads and LLM latencies.
 
     uv run python -m bench.stack [--clients 1,4,16,64] [--rates 0.5,1,2] [--latencies-ms 0,500]
-        [--warmup-seconds 15] [--window-seconds 60] [--systems tripmesh]
+        [--warmup-seconds 15] [--window-seconds 60] [--systems tripmesh,control]
 
-For each system (today: the stack as `make up` starts it; the in-process control is the next
-one, see systems.py): start it cold, stop it, start it warm (both timed to every /readyz 200),
-sign users up, then for each LLM latency, each closed-loop client count and each open-loop
-rate, measure one point (loops.py). Writes reports/bench/stack-<ts>.{json,md} and prints the
-Markdown. A measurement, never a test: nothing here asserts a speed.
+For each system (`tripmesh`: the stack as `make up` starts it; `control`: the same planner
+graph and agents in one process, bench/stack/control): start it cold, stop it, start it warm
+(both timed to every /readyz 200), sign users up, then for each LLM latency, each closed-loop
+client count and each open-loop rate, measure one point (loops.py). With both systems the
+report's headline is each point's ratio tripmesh / control (report.ratios). Writes
+reports/bench/stack-<ts>.{json,md} and prints the Markdown. A measurement, never a test:
+nothing here asserts a speed.
 """
 
 from __future__ import annotations
@@ -116,12 +118,17 @@ def main(argv: list[str] | None = None) -> Path:
             "max_plans": args.max_plans,
             "users": args.users,
             "runner_concurrency": args.runner_concurrency,
-            "control": "not yet measured (issue #13: the in-process control comes next)",
+            "control": "bench/stack/control: the planner graph and agents in one FastAPI process, LangGraph's"
+            " Postgres checkpointer (durability sync) in its own embedded Postgres; no ledger, no vector"
+            " indexing, events in memory"
+            if "control" in args.system_names
+            else "not measured (--systems tripmesh,control measures it)",
         },
         "startup_seconds": startup,
         "rss_at_rest_mb": at_rest,
         "pss_at_rest_mb": pss_at_rest,
         "results": results,
+        "ratios": report.ratios(results),
         "logs": str(workdir),
     }
     path = report.write(data, args.out)
