@@ -36,7 +36,7 @@ ALGORITHM = "HS256"
 def inbox_prefix(user_id: str) -> str:
     """A user's private inbox space: replies and JetStream answers only it can receive
     (services keep `_INBOX.<nuid>`; a user id is a UUID, never a nuid)."""
-    return f"_INBOX.{user_id}"
+    return f"_INBOX.{check_token(user_id)}"
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,10 @@ def client_permissions(user_id: str) -> ClientPermissions:
     through a named consumer on PLAN_EVENTS filtered to them (the server refuses a create
     whose body filter differs from the filter in the subject); nothing else."""
     stream = PLAN_EVENTS.name
-    own = [f"plans.evt.{user_id}.>", f"users.evt.{user_id}.>"]
+    # checked here too, not only in verify(): a `>` or `.` in the id would widen the grant
+    # to other users' subjects (issue #12, test 10)
+    user = check_token(user_id)
+    own = [f"plans.evt.{user}.>", f"users.evt.{user}.>"]
     return ClientPermissions(
         publish=[
             *(f"$JS.API.CONSUMER.CREATE.{stream}.*.{subject}" for subject in own),
