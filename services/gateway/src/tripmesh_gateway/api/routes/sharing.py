@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
+from tripmesh_contracts.ids import UnsafeTokenError, check_token
 from tripmesh_contracts.rpc import PlanVersionView
 
 from tripmesh_gateway.api.deps import CurrentUser, OwnedPlan, RuntimeDep
@@ -126,6 +127,10 @@ async def revoke_share(
     row: OwnedPlan, runtime: RuntimeDep, share_id: Annotated[str, Path(max_length=64)]
 ) -> Response:
     """Revoke: the token or the reader loses access with the next request."""
+    try:
+        check_token(share_id)  # a share id is a UUID; e.g. a NUL byte would fail in Postgres (a 500)
+    except UnsafeTokenError as exc:
+        raise not_found("share") from exc
     if not await share_store(runtime).revoke(row.plan_id, share_id):
         raise not_found("share")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
