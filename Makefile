@@ -52,8 +52,12 @@ clean-data: ## Delete the local state of `make up` (.tripmesh/)
 	rm -rf .tripmesh
 
 .PHONY: bench
-bench: install ## The stack end to end as `make up` starts it: 1,4,16,64 clients and 0.5,1,2 plans/s at 0 and 500 ms LLM -> reports/bench/stack-*
-	$(UV) run --frozen python -m bench.stack --clients 1,4,16,64 --rates 0.5,1,2 --latencies-ms 0,500
+bench: install ## The stack end to end as `make up` starts it, and the in-process control, in the same run: 1,4,16,64 clients and 0.5,1,2 plans/s at 0 and 500 ms LLM -> reports/bench/stack-*
+	$(UV) run --frozen python -m bench.stack --systems tripmesh,control --clients 1,4,16,64 --rates 0.5,1,2 --latencies-ms 0,500
+
+.PHONY: bench-gateway
+bench-gateway: install ## gateway: accepted POST /plans per second (publish acknowledged), planner running then stopped -> reports/bench/gateway-posts-*
+	$(UV) run --frozen python -m bench.gateway.posts --clients 32 --processes 2 --seconds 20
 
 .PHONY: bench-runners
 bench-runners: install ## agent-runner: LLM transport at concurrency, then plans/s for 1, 2, 4 replicas (500 ms stub model) -> reports/bench/

@@ -1,0 +1,1 @@
+"""Gateway micro-benchmark (issue #13): accepted POST /api/v1/plans per second, publish acknowledged."""
