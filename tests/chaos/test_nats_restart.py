@@ -60,20 +60,26 @@ async def until_share_terminal(load: Load, share: float, bound: float = 900.0) -
     raise AssertionError(f"{share:.0%} of the plans never ended (liveness bound)")
 
 
-async def stored_ids(stack: Stack, stream: str) -> tuple[dict[int, str], int]:
-    """seq -> Nats-Msg-Id of every message a limits stream holds, and its last sequence."""
+async def stored_ids(stack: Stack, stream: str) -> dict[int, str]:
+    """seq -> Nats-Msg-Id of every message a limits stream holds (one ordered consumer per
+    subject filter of the stream, each read until the server says nothing is pending)."""
     nc = await nats.connect(stack.nats_url)
     try:
         js = nc.jetstream()
         info = await js.stream_info(stream)
-        subject = info.config.subjects[0] if info.config.subjects else ">"
-        sub = await js.subscribe(subject, ordered_consumer=True, stream=stream)
         out: dict[int, str] = {}
-        while len(out) < info.state.messages:
-            msg = await sub.next_msg(timeout=30)
-            out[msg.metadata.sequence.stream] = (msg.headers or {}).get("Nats-Msg-Id", "")
-        await sub.unsubscribe()
-        return out, int(info.state.last_seq)
+        for subject in info.config.subjects or []:
+            sub = await js.subscribe(subject, ordered_consumer=True, stream=stream)
+            try:
+                while True:
+                    msg = await sub.next_msg(timeout=5)
+                    out[msg.metadata.sequence.stream] = (msg.headers or {}).get("Nats-Msg-Id", "")
+                    if msg.metadata.num_pending == 0:
+                        break
+            except nats.errors.TimeoutError:
+                pass  # no message under this subject
+            await sub.unsubscribe()
+        return out
     finally:
         await nc.close()
 
@@ -104,7 +110,7 @@ async def lost_publishes(stack: Stack, acks: list[dict[str, Any]]) -> dict[str, 
     beyond = sorted(f"{s}:{q}" for (s, q) in by_seq if q > last.get(s, 0))
     missing: list[str] = []
     for stream in LIMITS_STREAMS:
-        held, _ = await stored_ids(stack, stream)
+        held = await stored_ids(stack, stream)
         for (s, q), ids in by_seq.items():
             if s == stream and held.get(q) not in ids:
                 missing.append(f"{s}:{q}")

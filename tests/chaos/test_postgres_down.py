@@ -59,7 +59,13 @@ def names_postgres(r: httpx.Response | None) -> bool:
     if not r.headers.get("content-type", "").startswith("application/problem+json"):
         return False
     body: dict[str, Any] = r.json()
-    return body.get("dependencies") == ["postgres"] and "postgres" in body.get("detail", "")
+    return (
+        body.get("status") == 503
+        and body.get("dependencies") == ["postgres"]  # NATS is fine
+        and "postgres" in body.get("detail", "")
+        and str(body.get("type", "")).endswith("/not-ready")
+        and bool(body.get("title"))
+    )
 
 
 def status(r: httpx.Response | None) -> int | None:

@@ -7,9 +7,10 @@ finish while the runner drains.
 
 Oracles, per service: it exits with code 0 within its drain timeout (20 s; a liveness bound);
 0 redeliveries caused by it: the redelivered counters (`tripmesh_messages_redelivered_total`,
-every replica's /metrics, the restarted one included) and the durable consumers'
-`num_redelivered` do not move across the drain. At the end every plan is terminal, none
-failed, nothing was dead-lettered.
+every replica's /metrics, the restarted one included: a message the drained process left
+unacknowledged comes back to someone as a redelivery) do not move across the drain. (The
+consumers' `num_redelivered` is not used: it counts only redelivered messages still unacked.)
+At the end every plan is terminal, none failed, nothing was dead-lettered.
 """
 
 from __future__ import annotations
@@ -31,20 +32,16 @@ ORDER = ("gateway", "planner", "agent-runner", "cost-ledger", "vector-sync")
 PLANS_EACH = {"pr": 10, "full": 40}
 
 
-async def redelivered(chaos: ChaosEnv) -> float:
-    """Redeliveries seen by every running replica (sum of their counters)."""
+async def redelivered(chaos: ChaosEnv, but: str | None = None) -> float:
+    """Redeliveries seen by every running replica (sum of their counters), `but` one service:
+    its counter starts again from 0 when it restarts, so "before" leaves it out."""
     total = 0.0
     async with httpx.AsyncClient(timeout=10) as http:
         for r in chaos.stack.all_replicas():
-            if r.running:
+            if r.running and r.spec.name != but:
                 text = (await http.get(r.url + "/metrics")).text
                 total += metric_sum(text, "tripmesh_messages_redelivered_total")
     return total
-
-
-async def consumer_redelivered(chaos: ChaosEnv) -> int:
-    states = await consumer_states(chaos.stack)
-    return sum(int(v.get("redelivered", 0)) for k, v in states.items() if k != "DLQ")
 
 
 async def wait_held(chaos: ChaosEnv, bound: float = 120.0) -> bool:
@@ -78,8 +75,7 @@ async def test_sigterm_drains_every_service_under_load(chaos_stack: ChaosStackFa
                 held = await wait_held(chaos)
             else:
                 await asyncio.sleep(3)  # work in flight everywhere
-            metric_before = await redelivered(chaos)
-            consumers_before = await consumer_redelivered(chaos)
+            metric_before = await redelivered(chaos, but=name)
             report.fault("sigterm", target=f"{name}#0", llm_call_held=held)
             started = time.monotonic()
             terminating = asyncio.create_task(asyncio.to_thread(stack.terminate, name, 0, DRAIN_TIMEOUT + 10))
@@ -95,7 +91,6 @@ async def test_sigterm_drains_every_service_under_load(chaos_stack: ChaosStackFa
             drains[name] = {
                 "exit_code": code, "seconds": took, "llm_call_held": held,
                 "redelivered_metric": await redelivered(chaos) - metric_before,
-                "consumer_redelivered": await consumer_redelivered(chaos) - consumers_before,
             }  # fmt: skip
 
         states = await load.wait_terminal(300)
@@ -114,7 +109,7 @@ async def test_sigterm_drains_every_service_under_load(chaos_stack: ChaosStackFa
             report.check(f"{name}: exit 0 within the drain timeout",
                          d["exit_code"] == 0 and float(d["seconds"]) <= DRAIN_TIMEOUT, d)  # type: ignore[arg-type]  # fmt: skip
             report.check(f"{name}: 0 redeliveries caused by the drain",
-                         d["redelivered_metric"] == 0 and d["consumer_redelivered"] == 0, d)  # fmt: skip
+                         d["redelivered_metric"] == 0, d)  # fmt: skip
         report.check("the runner was terminated mid-call", drains["agent-runner"]["llm_call_held"] is True)
         report.check("every plan terminal, none failed", not stuck and not failed,
                      {"stuck": stuck[:20], "failed": failed[:20]})  # fmt: skip
