@@ -8,7 +8,8 @@ advisory lock it reads the checkpoint and does only what is still due:
 - waiting for a stage's agents   -> resume once, with all outcomes, when all are in;
 - waiting for approval           -> resume with the recorded decision, if there is one;
 - cancel requested, waiting      -> resume with the cancellation;
-- stopped between two nodes      -> continue (a replica died mid-step: crash recovery);
+- stopped between two nodes      -> continue (a replica died mid-step, or the database went
+                                    away before a finished step was checkpointed);
 - finished                       -> start the next queued revision, if any.
 
 Because the decision is re-derived under the lock from durable state (checkpoint + rows),
@@ -104,8 +105,13 @@ class Engine:
                 await announce_round(self.rt, run.run_id, Stage(waiting["stage"]), int(waiting["round"]))
             await self._invoke(Command(resume=resume), config, "resume", plan)
             return True
-        if snap.next:
-            log.info("graph_continued_after_interruption", plan_id=plan_id, next=list(snap.next))
+        if snap.next or snap.tasks:
+            # `next` lists the nodes of the step still to run. A step whose nodes all finished
+            # (LangGraph stored their writes) but whose checkpoint was never written - the
+            # database went away in between - lists none, only its tasks; continuing applies
+            # the stored writes and moves on. A finished graph has no tasks left.
+            pending = list(snap.next) or [task.name for task in snap.tasks]
+            log.info("graph_continued_after_interruption", plan_id=plan_id, next=pending)
             await self._invoke(None, config, "continue", plan)
             return True
         if not snap.values:

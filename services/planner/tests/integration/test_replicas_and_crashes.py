@@ -201,3 +201,30 @@ async def test_crash_between_stages_is_continued(harness: Harness) -> None:
     assert len({j.id for j in budget_jobs}) == 1
     assert await forked_threads(harness.planner, cmd.plan_id) == []
     await asyncio.sleep(0)
+
+
+async def test_a_step_whose_checkpoint_was_lost_after_its_writes_is_continued(harness: Harness) -> None:
+    """Found by the reliability battery (issue #12, Postgres stopped with `-m immediate` under
+    load): a node finished and LangGraph stored its writes, then the database went away before
+    the step's checkpoint was written. The live state then shows no `next` node and no open
+    interrupt, so `advance` found nothing due and the plan stayed `processing` for good (no job
+    pending, no sweep could move it). The next trigger must continue the graph from the stored
+    writes."""
+    saver = harness.planner.running.engine.graph.checkpointer
+    assert saver is not None
+    original = saver.aput
+    lost: list[str] = []
+
+    async def aput_lost_once(config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        if "budget_verdict" in new_versions and not lost:
+            lost.append(str(metadata.get("step")))
+            raise ConnectionError("simulated: the database went away before the checkpoint")
+        return await original(config, checkpoint, metadata, new_versions)
+
+    saver.aput = aput_lost_once  # type: ignore[method-assign]
+    cmd = await harness.create()
+    view = await harness.wait_status(cmd, PlanStatus.COMPLETED, PlanStatus.PARTIAL, PlanStatus.FAILED)
+    assert lost and view.status is PlanStatus.COMPLETED, (lost, view.status)
+    planning_jobs = harness.agents.jobs_of(cmd.plan_id, AgentName.PLANNING)
+    assert len({j.id for j in planning_jobs}) == 1
+    assert await forked_threads(harness.planner, cmd.plan_id) == []
