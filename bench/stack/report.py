@@ -193,7 +193,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 def _short(r: dict[str, Any]) -> str:
     load = f"{r['clients']}c" if r["mode"] == "closed" else f"{r['offered_plans_per_second']:g}/s"
-    return f"{r['llm_latency_ms']:g} ms {load}"
+    return f"{r['system']} {r['llm_latency_ms']:g} ms {load}"
 
 
 def write(report: dict[str, Any], out: Path) -> Path:

@@ -19,4 +19,7 @@ What the control leaves out (each flatters it; the report's per-process CPU show
 share of each): no ledger (no usage events, no budget reservations), no vector indexing
 (vector-sync), no per-event progress writes to a plan row, no durable event log (events live
 in memory; a restart loses streams in flight), no auth beyond "any bearer token is a user".
+Two differences cut the other way: every agent job starts at once (no bound like the runner's
+AGENT_RUNNER_CONCURRENCY) and all LLM calls share one process's litellm/httpx client, whose
+pool degrades with many concurrent requests (ARCHITECTURE.md §4) - what a user gets by default.
 """
