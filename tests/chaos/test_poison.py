@@ -32,7 +32,7 @@ from tripmesh_contracts.streams import LEDGER_USAGE
 from tripmesh_devstack.supervisor import Stack
 from tripmesh_tripctl.testing import run_tripctl
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(1800)]
 
 COST = Decimal("0.00012345")
 CASE = "X-Chaos-Case"  # a header of our own: the DLQ must keep the original headers
