@@ -62,7 +62,8 @@ class LlmProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 240.0) -> None:
+        """Until the stub answers (a liveness bound: it imports litellm, slow on a busy machine)."""
         argv = [sys.executable, str(STUB), "--port", str(self.port), "--latency-ms", self.latency_ms,
                 "--seed", str(self.seed), "--invoice", str(self.invoice_path)]  # fmt: skip
         with self.log_path.open("ab") as log:

@@ -61,7 +61,7 @@ def names_postgres(r: httpx.Response | None) -> bool:
     body: dict[str, Any] = r.json()
     return (
         body.get("status") == 503
-        and body.get("dependencies") == ["postgres"]  # NATS is fine
+        and set(body.get("dependencies") or {}) == {"postgres"}  # NATS is fine
         and "postgres" in body.get("detail", "")
         and str(body.get("type", "")).endswith("/not-ready")
         and bool(body.get("title"))
@@ -73,16 +73,24 @@ def status(r: httpx.Response | None) -> int | None:
 
 
 async def watch_outage(http: httpx.AsyncClient, stack: Stack, seconds: float) -> dict[str, Any]:
-    """Poll readiness and liveness for the outage's length; what was seen."""
+    """Poll readiness and liveness for the outage's length; what was seen (and, per service,
+    every /readyz answer: status code, or the error when it did not answer)."""
     seen: dict[str, Any] = {
         "not_ready_naming_postgres": set(),
         "others_not_ready": set(),
         "healthz_down": set(),
     }
+    answers: dict[str, dict[str, int]] = {name: {} for name in SERVICES}
+    samples: dict[str, str] = {}
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         ready = await probe(http, stack, "/readyz")
         alive = await probe(http, stack, "/healthz")
+        for name, r in ready.items():
+            key = "no answer" if r is None else str(r.status_code)
+            answers[name][key] = answers[name].get(key, 0) + 1
+            if r is not None and r.status_code != 200:
+                samples.setdefault(name, r.text[:300])
         for name in USES_POSTGRES:
             if names_postgres(ready[name]):
                 seen["not_ready_naming_postgres"].add(name)
@@ -91,7 +99,7 @@ async def watch_outage(http: httpx.AsyncClient, stack: Stack, seconds: float) ->
                 seen["others_not_ready"].add(name)
         seen["healthz_down"].update(n for n, r in alive.items() if status(r) != 200)
         await asyncio.sleep(1.0)
-    return {k: sorted(v) for k, v in seen.items()}
+    return {**{k: sorted(v) for k, v in seen.items()}, "readyz_answers": answers, "samples": samples}
 
 
 async def until_ready(http: httpx.AsyncClient, stack: Stack, bound: float) -> dict[str, float | None]:
@@ -142,7 +150,7 @@ async def test_postgres_down_under_steady_usage(chaos_stack: ChaosStackFactory, 
             load.submit(steady, concurrency=steady, spacing=1 / PLANS_PER_SECOND)
         )
         await asyncio.sleep(10)
-        async with httpx.AsyncClient(timeout=5) as http:
+        async with httpx.AsyncClient(timeout=10) as http:
             report.fault("postgres_stop", mode="immediate")
             await asyncio.to_thread(stack.postgres.stop, "immediate")
             try:

@@ -6,10 +6,13 @@ flight: the test LLM holds one call (`hold`) until the runner has been signalled
 finish while the runner drains.
 
 Oracles, per service: it exits with code 0 within its drain timeout (20 s; a liveness bound);
-0 redeliveries caused by it: the redelivered counters (`tripmesh_messages_redelivered_total`,
-every replica's /metrics, the restarted one included: a message the drained process left
-unacknowledged comes back to someone as a redelivery) do not move across the drain. (The
-consumers' `num_redelivered` is not used: it counts only redelivered messages still unacked.)
+0 redeliveries caused by it: a message the drained process left unacknowledged comes back to
+its durable consumer, i.e. to the process that replaces it, whose redelivered counter
+(`tripmesh_messages_redelivered_total` on its /metrics, from 0 at its start) must stay 0 once
+the load has settled. Redeliveries the other services see while it is away (the runner's
+budget reservations nak'ed while the ledger restarts) are caused by its downtime, not by the
+drain: they are reported, not judged. (The consumers' `num_redelivered` is not used: it counts
+only redelivered messages still unacknowledged.)
 At the end every plan is terminal, none failed, nothing was dead-lettered.
 """
 
@@ -32,13 +35,13 @@ ORDER = ("gateway", "planner", "agent-runner", "cost-ledger", "vector-sync")
 PLANS_EACH = {"pr": 10, "full": 40}
 
 
-async def redelivered(chaos: ChaosEnv, but: str | None = None) -> float:
-    """Redeliveries seen by every running replica (sum of their counters), `but` one service:
-    its counter starts again from 0 when it restarts, so "before" leaves it out."""
+async def redelivered(chaos: ChaosEnv, *, of: str | None = None, but: str | None = None) -> float:
+    """Redeliveries seen by the running replicas (sum of their counters): of service `of`
+    only, or of every service `but` one."""
     total = 0.0
     async with httpx.AsyncClient(timeout=10) as http:
         for r in chaos.stack.all_replicas():
-            if r.running and r.spec.name != but:
+            if r.running and (of is None or r.spec.name == of) and r.spec.name != but:
                 text = (await http.get(r.url + "/metrics")).text
                 total += metric_sum(text, "tripmesh_messages_redelivered_total")
     return total
@@ -75,7 +78,7 @@ async def test_sigterm_drains_every_service_under_load(chaos_stack: ChaosStackFa
                 held = await wait_held(chaos)
             else:
                 await asyncio.sleep(3)  # work in flight everywhere
-            metric_before = await redelivered(chaos, but=name)
+            elsewhere_before = await redelivered(chaos, but=name)
             report.fault("sigterm", target=f"{name}#0", llm_call_held=held)
             started = time.monotonic()
             terminating = asyncio.create_task(asyncio.to_thread(stack.terminate, name, 0, DRAIN_TIMEOUT + 10))
@@ -90,7 +93,12 @@ async def test_sigterm_drains_every_service_under_load(chaos_stack: ChaosStackFa
             await asyncio.sleep(2)
             drains[name] = {
                 "exit_code": code, "seconds": took, "llm_call_held": held,
-                "redelivered_metric": await redelivered(chaos) - metric_before,
+                # the drained service's consumers, counted by the process that replaced it
+                # (its counters start at 0): what the drained one left unacknowledged
+                "redelivered_metric": await redelivered(chaos, of=name),
+                # the others' (e.g. the runner nak'ing while the ledger restarts): downtime,
+                # not the drain; reported, not an oracle
+                "redelivered_elsewhere": await redelivered(chaos, but=name) - elsewhere_before,
             }  # fmt: skip
 
         states = await load.wait_terminal(300)
