@@ -6,6 +6,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from tripmesh_kit.logging import get_logger
+
 from tripmesh_agent_runner.llm.base import (
     CONSERVATIVE_PRICE,
     FREE,
@@ -25,6 +27,8 @@ _TRANSIENT_ERRORS = frozenset(
 )  # fmt: skip
 _TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_SECONDS = 600.0
+
+log = get_logger(__name__)
 
 
 def _retry_after(exc: Exception) -> float | None:
@@ -171,7 +175,14 @@ class LitellmClient:
             int(getattr(usage, "completion_tokens", 0) or 0),
         )
         provider = self._provider(response, model)
-        cost, estimated = self._cost(response, model, provider, tokens, fallback_price)
+        if tokens[1] > max_tokens:
+            # No provider can bill more than the call allowed: a reply claiming so (a broken
+            # or hostile endpoint) is priced at the cap, as an estimate, never as reported.
+            log.warning("llm_usage_over_max_tokens", model=model, reported=tokens[1], max_tokens=max_tokens)
+            tokens = (tokens[0], max_tokens)
+            cost, estimated = (fallback_price or CONSERVATIVE_PRICE).cost(*tokens), True
+        else:
+            cost, estimated = self._cost(response, model, provider, tokens, fallback_price)
         hidden = getattr(response, "_hidden_params", None) or {}
         return LlmResponse(
             content=message.content,
