@@ -52,7 +52,7 @@ from report import write_reports
 from tripmesh_contracts import streams, subjects
 from tripmesh_devstack import NatsServer, PostgresServer
 from tripmesh_kit.bus import connect, provision
-from workload import Expected, Workload
+from workload import SHAPES, Expected, Workload
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORTS = ROOT / "reports" / "bench"
@@ -238,7 +238,7 @@ def _same(what: str, got: dict[Any, Any], want: dict[Any, Any]) -> None:
 
 
 async def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    workload = Workload(seed=args.seed)
+    workload = Workload(seed=args.seed, shape=args.shape, active=args.active)
     with contextlib.ExitStack() as stack:
         nats_url, nats_pid = os.environ.get("NATS_URL"), None
         if nats_url:
@@ -293,6 +293,8 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             else f"embedded (fsync on, synchronous_commit on, shared_buffers {args.shared_buffers})",
         },
         "events": args.events,
+        "shape": args.shape,
+        "active_plans": args.active if args.shape == "stream" else None,
         "batch_size": args.batch_size,
         "window_seconds": args.window,
         "ingest_concurrency": args.concurrency,
@@ -319,6 +321,13 @@ def main() -> None:
         "--shared-buffers", default="32MB", help="embedded Postgres's shared_buffers (devstack: 32MB)"
     )
     parser.add_argument("--seed", type=int, default=6)
+    parser.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default="stream",
+        help="stream: time-ordered, a plan's calls together (what USAGE holds); scattered: random plan/time",
+    )
+    parser.add_argument("--active", type=int, default=64, help="stream shape: plans in flight at once")
     parser.add_argument(
         "--profile-seconds", type=float, default=0, help="py-spy the consumer for this long in each phase"
     )

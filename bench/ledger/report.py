@@ -17,9 +17,17 @@ def write_reports(result: dict[str, Any], stem: Path) -> tuple[Path, Path]:
     return json_path, md_path
 
 
+def _shape(r: dict[str, Any]) -> str:
+    if r.get("shape", "scattered") == "scattered":
+        return "scattered (each event a random plan at a random time: every event grows its own totals)"
+    return f"stream (time-ordered, {r['active_plans']} plans in flight, a plan's calls together)"
+
+
 def markdown(r: dict[str, Any]) -> str:
     lines = [
         f"# cost-ledger replay: {r['events']:,} usage events ({r['when']})",
+        "",
+        f"Workload shape: {_shape(r)}.",
         "",
         f"`{r['command']}`",
         "",

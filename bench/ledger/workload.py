@@ -1,8 +1,17 @@
 """The usage events the ledger benchmark replays, and the totals they must add up to.
 
-A deterministic (seeded) stream of `UsageEvent`s shaped like the runner's: ~1,000 users
-owning ~20,000 plans, calls by the 7 agents on 3 models with per-token prices, a few cache
-hits (no cost) and failures, `occurred_at` spread over 40 days. The expected totals are
+A deterministic (seeded) stream of `UsageEvent`s shaped like the runner's: ~1,000 users,
+calls by the 7 agents on 3 models with per-token prices, a few cache hits (no cost) and
+failures. Two shapes:
+
+- `scattered` (the stress case): ~20,000 plans, every event of a random plan at a random
+  time within 40 days. Consecutive events share almost no user-day or plan, so every event
+  of a batch grows its own running totals (an upsert per event per total).
+- `stream` (what USAGE holds, and so what the live consumer and a rebuild read): events in
+  `occurred_at` order, as the runners publish them; a plan's calls (one per agent, 7 to 21
+  with retries and re-runs) fall within its few minutes, with `--active` plans in flight at
+  once, and the clock crosses 40 days over the run. A batch of 2,000 events then touches a
+  few hundred plans and user-days instead of ~2,000. The expected totals are
 kept independently of the service's code: costs rounded to `numeric(18, 8)` half away from
 zero (what Postgres does on insert and the README promises), then summed as Decimals.
 """
@@ -15,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from tripmesh_contracts import UsageEvent
 from tripmesh_contracts.plans import AgentName
@@ -28,6 +38,7 @@ MODELS = (  # (model, provider, USD per prompt token, USD per completion token)
     ("gemini-2.5-flash", "gemini", Decimal("0.0000003"), Decimal("0.0000025")),
 )
 AGENTS = tuple(AgentName)
+SHAPES = ("scattered", "stream")
 
 
 @dataclass
@@ -57,7 +68,19 @@ class Expected:
 
 
 class Workload:
-    def __init__(self, *, users: int = 1000, plans: int = 20_000, seed: int = 6) -> None:
+    def __init__(
+        self,
+        *,
+        users: int = 1000,
+        plans: int = 20_000,
+        seed: int = 6,
+        shape: str = "scattered",
+        active: int = 64,
+    ) -> None:
+        if shape not in SHAPES:
+            raise ValueError(f"shape must be one of {SHAPES}")
+        self.shape = shape
+        self.active = active
         self.rng = random.Random(seed)
         self.users = [f"user-{i:04d}" for i in range(users)]
         # a plan has one owner; some users plan a lot more than others
@@ -70,10 +93,12 @@ class Workload:
     def _id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def event(self) -> UsageEvent:
+    def event(self, plan_id: str | None = None, user_id: str = "", at: datetime | None = None) -> UsageEvent:
         rng = self.rng
-        plan_id: str | None
-        plan_id, user_id = rng.choice(self.plan_owner)
+        if not user_id:
+            plan_id, user_id = rng.choice(self.plan_owner)
+            at = BASE + timedelta(seconds=rng.uniform(0, SPAN_SECONDS))
+        assert at is not None
         if rng.random() < 0.02:  # a call outside any plan (e.g. an intake check)
             plan_id = None
         model, provider, per_prompt, per_completion = rng.choice(MODELS)
@@ -102,11 +127,40 @@ class Workload:
             success=success,
             error=None if success else "RateLimitError: slow down",
             correlation_id=self._id(),
-            occurred_at=BASE + timedelta(seconds=rng.uniform(0, SPAN_SECONDS)),
+            occurred_at=at,
         )
         self.expected.add(event)
         return event
 
     def events(self, n: int) -> Iterator[UsageEvent]:
+        if self.shape == "scattered":
+            for _ in range(n):
+                yield self.event()
+            return
+        yield from self._stream(n)
+
+    def _stream(self, n: int) -> Iterator[UsageEvent]:
+        """`n` events in time order from `active` plans in flight; a finished plan's slot is
+        taken by a new plan of a random user (heavy users plan more, as in `scattered`)."""
+        rng = self.rng
+        weights = [1.0 / (1 + i % 50) for i in range(len(self.users))]
+        step = SPAN_SECONDS / n  # the clock crosses the whole span over the run
+        clock = BASE
+        plans_started = 0
+
+        def new_plan() -> list[Any]:
+            nonlocal plans_started
+            plans_started += 1
+            owner = rng.choices(self.users, weights)[0]
+            return [f"plan-{plans_started:07d}", owner, rng.randint(7, 21)]
+
+        flying = [new_plan() for _ in range(self.active)]
         for _ in range(n):
-            yield self.event()
+            slot = rng.randrange(len(flying))
+            plan_id, user_id, left = flying[slot]
+            clock += timedelta(seconds=rng.expovariate(1 / step))
+            yield self.event(plan_id, user_id, clock)
+            if left <= 1:
+                flying[slot] = new_plan()
+            else:
+                flying[slot][2] = left - 1

@@ -271,7 +271,9 @@ async def test_reservations_race_in_postgres_and_never_jointly_pass_a_cap(ledger
     pool = make_pool(ledger_db_url, name="race", max_size=10)
     await pool.open()
     try:
-        store = ReservationStore(pool, Settings().tier_caps(), Decimal("1"))
+        # 200 requests queue for 10 connections behind one user's lock: the pool wait is a
+        # liveness bound (a loaded 2-core machine once needed more than the service's 3 s)
+        store = ReservationStore(pool, Settings().tier_caps(), Decimal("1"), timeout=120.0)
         now = datetime.now(UTC)
         requests = [
             ReserveRequest(reservation_id=f"r{n}", user_id="u", plan_id=f"p{n}", amount_usd=Decimal("0.03"))
