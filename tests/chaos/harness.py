@@ -135,6 +135,7 @@ def start_chaos_stack(workdir: Path, services: list[ServiceSpec], env: dict[str,
         services,
         console=console,
         env={"LOG_FORMAT": "json", **LOAD_TEST_LIMITS, **LEDGER_ENV, **(env or {})},
+        ready_timeout=420.0,  # a liveness bound: the battery shares two cores with other suites
     )
     try:
         stack.start()
