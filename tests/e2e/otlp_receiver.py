@@ -33,6 +33,9 @@ class ReceivedSpan:
     resource: dict[str, Any]
     links: tuple[tuple[str, str], ...] = field(default=())
     """(trace_id, span_id) of each linked span."""
+    start_ns: int = 0
+    end_ns: int = 0
+    """Unix nanoseconds, as the service's clock saw them."""
 
 
 def _value(v: AnyValue) -> Any:
@@ -65,6 +68,8 @@ def decode(body: bytes) -> list[ReceivedSpan]:
                         attributes=_attrs(s.attributes),
                         resource=resource,
                         links=tuple((link.trace_id.hex(), link.span_id.hex()) for link in s.links),
+                        start_ns=s.start_time_unix_nano,
+                        end_ns=s.end_time_unix_nano,
                     )
                 )
     return out
