@@ -48,7 +48,11 @@ def running_stack(
     """A started stack (logs in `data`/stack-console.log), stopped on exit."""
     log = (data / "stack-console.log").open("w")
     stack = Stack(
-        data / "data", services, console=log, env={"LOG_FORMAT": "json", **LOAD_TEST_LIMITS, **(env or {})}
+        data / "data",
+        services,
+        console=log,
+        env={"LOG_FORMAT": "json", **LOAD_TEST_LIMITS, **(env or {})},
+        ready_timeout=420.0,  # a liveness bound: starting took ~3 min with other stacks running
     )
     try:
         stack.start()
