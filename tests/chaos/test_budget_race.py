@@ -196,8 +196,8 @@ async def test_a_crowd_of_plans_never_spends_past_the_cap(
     budget_stack: Stack, stub: StubProcess, tier: str
 ) -> None:
     # PR tier: the 200 starts x 5 trials do not fit the PR budget on two cores
-    # (~1 CPU s per plan, refused ones included): 2 trials of 50; full: the counts.
-    trials, plans = (2, 50) if tier == "pr" else (5, 200)
+    # (~1 CPU s per plan, refused ones included): 2 trials of 30; full: the counts.
+    trials, plans = (2, 30) if tier == "pr" else (5, 200)
     report = ChaosReport(
         "budget_race",
         tier=tier,

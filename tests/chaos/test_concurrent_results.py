@@ -152,10 +152,17 @@ class HeldRunners:
 
 
 async def test_simultaneous_results_lose_no_update(results_stack: Stack, tier: str) -> None:
-    plans = 100 if tier == "pr" else 300
+    # PR tier: the counts took ~50 min for the battery on this 2-core machine; CI's make test
+    # must stay under ~40 min. The full tier keeps the counts; reports say `reduced_from`.
+    plans = 40 if tier == "pr" else 300
     stack = results_stack
     report = ChaosReport(
-        "concurrent_results", tier=tier, plans=plans, planner_replicas=2, bursts="research, options"
+        "concurrent_results",
+        tier=tier,
+        plans=plans,
+        planner_replicas=2,
+        bursts="research, options",
+        **({"reduced_from": {"plans": 100}} if tier == "pr" else {}),
     )
     nc = await nats.connect(stack.nats_url)
     runners: HeldRunners | None = None

@@ -44,7 +44,9 @@ from tripmesh_devstack.supervisor import Stack
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(1800)]
 
-PLANS = {"pr": 200, "full": 200}
+# PR tier: the counts took ~50 min for the battery on this 2-core machine; CI's make test
+# must stay under ~40 min. The full tier keeps the counts; reports say `reduced_from`.
+PLANS = {"pr": 60, "full": 200}
 DOWN_SECONDS = {"pr": 10.0, "full": 150.0}
 LIMITS_STREAMS = ("USAGE", "PLAN_EVENTS")
 LIVENESS = 900.0
@@ -154,7 +156,7 @@ async def test_nats_restart_under_a_plan_run(chaos_stack: ChaosStackFactory, tie
     stack = chaos.stack
     with ChaosReport(
         "nats_restart", tier=tier, plans=plans, down_seconds=down, kills_at=[0.3, 0.7], lame_duck_at=0.5,
-        llm_latency_ms=chaos.llm.latency_ms,
+        llm_latency_ms=chaos.llm.latency_ms, **({"reduced_from": {"plans": 200}} if tier == "pr" else {}),
     ) as report:  # fmt: skip
         load = Load(stack)
         await load.sign_up(10)

@@ -137,7 +137,9 @@ async def stored_events(js: Any, plan_ids: set[str]) -> dict[str, list[dict[str,
 
 
 async def test_planner_sigkills_lose_and_double_nothing(crash_stack: Stack, tier: str) -> None:
-    plans = 100 if tier == "pr" else 300
+    # PR tier: the counts took ~50 min for the battery on this 2-core machine; CI's make test
+    # must stay under ~40 min. The full tier keeps the counts; reports say `reduced_from`.
+    plans = 40 if tier == "pr" else 300
     stack = crash_stack
     report = ChaosReport(
         "planner_crash",
@@ -146,6 +148,7 @@ async def test_planner_sigkills_lose_and_double_nothing(crash_stack: Stack, tier
         revised=plans // 2,
         planner_replicas=2,
         kill_every_s=KILL_EVERY,
+        **({"reduced_from": {"plans": 100}} if tier == "pr" else {}),
     )
     nc = await nats.connect(stack.nats_url)
     js = nc.jetstream()

@@ -52,8 +52,10 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(1800)]
 REPLICAS = 4
 MIN_READY = 3
 """A storm tick kills only while this many runners are ready (see kill_storm)."""
-COUNTS = {"pr": 200, "full": 1000}
-BASELINE = {"pr": 16, "full": 40}
+# PR tier: the issue's counts took ~50 min for the battery on this 2-core machine; CI's make test
+# must stay under ~40 min. The full tier keeps the issue's counts; reports say `reduced_from`.
+COUNTS = {"pr": 60, "full": 1000}
+BASELINE = {"pr": 8, "full": 40}
 LIVENESS = {"pr": 600.0, "full": 2400.0}
 """Seconds for every plan to end after the last POST: a stuck plan crosses it, a slow one not."""
 IN_FLIGHT_GRACE = 1.0
@@ -133,6 +135,7 @@ async def test_runner_kill_storm(chaos_stack: ChaosStackFactory, tier: str) -> N
         "runner_kill_storm", tier=tier, plans=plans, runner_replicas=REPLICAS, kill_every_s="5+-2",
         llm_latency_ms=chaos.llm.latency_ms, seed=1212, baseline_plans=BASELINE[tier],
         kill_only_when_ready_at_least=MIN_READY,
+        **({"reduced_from": {"plans": 200}} if tier == "pr" else {}),
     ) as report:  # fmt: skip
         load = Load(stack)
         await load.sign_up(10)
