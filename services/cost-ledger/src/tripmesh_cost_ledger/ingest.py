@@ -36,7 +36,6 @@ from tripmesh_kit.logging import get_logger
 
 from tripmesh_cost_ledger import metrics
 from tripmesh_cost_ledger.domain import DECODE_ERRORS, UsageRow, decode_usage
-from tripmesh_cost_ledger.fastdecode import row_from_json
 from tripmesh_cost_ledger.store import LedgerStore
 from tripmesh_cost_ledger.tracing import ledger_write_spans
 
@@ -98,9 +97,7 @@ class BatchIngestor:
             if deliveries(raw) > 1:
                 kit_metrics.MESSAGES_REDELIVERED.labels(consumer=self.spec.durable).inc()
             try:
-                # the runner's canonical JSON takes the fast path; pydantic decides the rest
-                row = row_from_json(raw.data) or UsageRow.from_event(decode_usage(raw.data))
-                decoded.append((raw, row))
+                decoded.append((raw, UsageRow.from_event(decode_usage(raw.data))))
             except DECODE_ERRORS as exc:
                 await self._reject(raw, f"undecodable UsageEvent: {exc}", "undecodable")
         if decoded:
