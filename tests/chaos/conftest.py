@@ -6,17 +6,20 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tripmesh_devstack.services import default_services
-from tripmesh_devstack.supervisor import Stack
 
 sys.path.insert(0, str(Path(__file__).parent))  # report.py and the harness import by name
 
-from harness import LlmProcess, start_chaos_stack  # importable once the directory is on the path
+from harness import (  # importable once the directory is on the path
+    ChaosEnv,
+    ChaosStackFactory,
+    LlmProcess,
+    start_chaos_stack,
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,18 +34,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def tier(request: pytest.FixtureRequest) -> str:
     return str(request.config.getoption("--chaos-tier", default="pr"))
-
-
-@dataclass
-class ChaosEnv:
-    """One stack of the battery and the LLM its agents call."""
-
-    stack: Stack
-    llm: LlmProcess
-    workdir: Path
-
-
-ChaosStackFactory = Callable[..., ChaosEnv]
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -372,3 +373,17 @@ def log_events(path: Path, event: str) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
     return out
+
+
+@dataclass
+class ChaosEnv:
+    """One stack of the battery and the LLM its agents call. (Here, not in conftest.py: the
+    whole suite imports tests/e2e/conftest.py first, so `from conftest import` would find
+    that one.)"""
+
+    stack: Stack
+    llm: LlmProcess
+    workdir: Path
+
+
+ChaosStackFactory = Callable[..., ChaosEnv]

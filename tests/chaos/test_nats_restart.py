@@ -27,10 +27,10 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from conftest import ChaosStackFactory
 from harness import (
     OK_TERMINAL,
     TERMINAL,
+    ChaosStackFactory,
     Load,
     consumer_states,
     ledger_matches_usage,

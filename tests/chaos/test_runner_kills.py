@@ -31,10 +31,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import ChaosStackFactory
 from harness import (
     OK_TERMINAL,
     TERMINAL,
+    ChaosStackFactory,
     Load,
     consumer_states,
     dead_letter_lines,

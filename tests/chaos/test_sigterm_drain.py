@@ -23,8 +23,7 @@ import time
 
 import httpx
 import pytest
-from conftest import ChaosEnv, ChaosStackFactory
-from harness import OK_TERMINAL, TERMINAL, Load, consumer_states, metric_sum
+from harness import OK_TERMINAL, TERMINAL, ChaosEnv, ChaosStackFactory, Load, consumer_states, metric_sum
 from report import ChaosReport
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(1200)]
