@@ -31,7 +31,7 @@ from tripmesh_kit.bus import Bus
 from tripmesh_kit.logging import get_logger
 from tripmesh_planner import domain
 from tripmesh_planner.engine import MAX_STEPS, initial_state, thread_config
-from tripmesh_planner.events import Emitter, RunRef
+from tripmesh_planner.events import Emitter, RunRef, plan_event
 from tripmesh_planner.graph import build_graph
 from tripmesh_planner.runtime import Runtime
 from tripmesh_planner.settings import Settings
@@ -84,21 +84,10 @@ class LogEmitter(Emitter):
         data: dict[str, Any] | None = None,
         move_plan: bool = True,
     ) -> None:
-        event = PlanEvent(
-            id=domain.event_id(run.run_id, kind.value, *key),
-            user_id=run.user_id,
-            plan_id=run.plan_id,
-            correlation_id=run.correlation_id,
-            kind=kind,
-            status=status,
-            version=run.version,
-            run_id=run.run_id,
-            stage=stage,
-            agent=agent,
-            completion_percentage=percentage,
-            message=message,
-            data=data or {},
-        )
+        event = plan_event(
+            run, kind, status=status, key=key, stage=stage, agent=agent,
+            percentage=percentage, message=message, data=data,
+        )  # fmt: skip
         self.log.open(run.plan_id, run.user_id).append(event)
 
 

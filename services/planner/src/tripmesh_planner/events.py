@@ -39,6 +39,36 @@ class RunRef:
         return cls(job.plan_id, job.user_id, job.run_id, job.version, job.correlation_id)
 
 
+def plan_event(
+    run: RunRef,
+    kind: EventKind,
+    *,
+    status: PlanStatus,
+    key: tuple[str, ...] = (),
+    stage: Stage | None = None,
+    agent: AgentName | None = None,
+    percentage: int = 0,
+    message: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> PlanEvent:
+    """The event of one step of a run; its id is derived from the step (see the module doc)."""
+    return PlanEvent(
+        id=domain.event_id(run.run_id, kind.value, *key),
+        user_id=run.user_id,
+        plan_id=run.plan_id,
+        correlation_id=run.correlation_id,
+        kind=kind,
+        status=status,
+        version=run.version,
+        run_id=run.run_id,
+        stage=stage,
+        agent=agent,
+        completion_percentage=percentage,
+        message=message,
+        data=data or {},
+    )
+
+
 class Emitter:
     def __init__(self, bus: Bus, store: Store) -> None:
         self.bus = bus
@@ -66,19 +96,8 @@ class Emitter:
             percentage = await self.store.set_progress(
                 run.plan_id, run.run_id, status, stage.value if stage else None, percentage, reason
             )
-        event = PlanEvent(
-            id=domain.event_id(run.run_id, kind.value, *key),
-            user_id=run.user_id,
-            plan_id=run.plan_id,
-            correlation_id=run.correlation_id,
-            kind=kind,
-            status=status,
-            version=run.version,
-            run_id=run.run_id,
-            stage=stage,
-            agent=agent,
-            completion_percentage=percentage,
-            message=message,
-            data=data or {},
-        )
+        event = plan_event(
+            run, kind, status=status, key=key, stage=stage, agent=agent,
+            percentage=percentage, message=message, data=data,
+        )  # fmt: skip
         await self.bus.publish(event, subjects.plan_event(run.user_id, run.plan_id, kind))
