@@ -32,15 +32,6 @@ DRAIN_TIMEOUT = 20.0
 """Every service's default drain_timeout_seconds (tripmesh_kit.settings)."""
 ORDER = ("gateway", "planner", "agent-runner", "cost-ledger", "vector-sync")
 PLANS_EACH = {"pr": 6, "full": 40}
-FETCHED_AHEAD_BUG = (
-    "known, not fixed yet: a FastStream pull subscriber with max_workers (runner, planner) holds "
-    "messages it fetched ahead of a free worker; a drain abandons them and they are redelivered after "
-    "AckWait (1-2 per run). The fix is fetching only for a free worker (as the ledger's puller does)."
-)
-FETCHED_AHEAD_ORACLES = {
-    f"{name}: 0 redeliveries caused by the drain" for name in ("agent-runner", "planner")
-}
-"""Only these oracles failing makes the test an xfail naming the bug; any other failure fails it."""
 
 
 async def redelivered(chaos: ChaosEnv, *, of: str | None = None, but: str | None = None) -> float:
@@ -130,9 +121,4 @@ async def test_sigterm_drains_every_service_under_load(chaos_stack: ChaosStackFa
         report.check("every plan terminal, none failed", not stuck and not failed,
                      {"stuck": stuck[:20], "failed": failed[:20]})  # fmt: skip
         report.check("0 dead-lettered", dlq == 0, dlq)
-        failed_oracles = [o["oracle"] for o in report.oracles if not o["ok"]]
-        if failed_oracles and all(o in FETCHED_AHEAD_ORACLES for o in failed_oracles):
-            report.extra["known_bug"] = FETCHED_AHEAD_BUG
-            report.write()
-            pytest.xfail(f"{FETCHED_AHEAD_BUG}: {failed_oracles}")
         report.assert_all()

@@ -12,6 +12,7 @@ from faststream.nats.subscriber.usecases import stream_pull_subscriber as _pull_
 from tripmesh_contracts.streams import ConsumerSpec
 
 from tripmesh_kit.bus import consumer_config
+from tripmesh_kit.pull import fetch_for_free_workers
 
 # nats-py (2.15, 2.16) raises the *builtin* `asyncio.TimeoutError` from `fetch()` when a
 # pull's remaining deadline runs out, not its own `nats.errors.TimeoutError` subclass, which
@@ -44,10 +45,11 @@ def durable_subscriber(
     """A pull subscriber on the shared durable `spec.durable` (all replicas share it).
 
     `AckPolicy.MANUAL`: handlers ack/nak/dead-letter through `handle_message`, never
-    FastStream's default terminate-on-exception.
+    FastStream's default terminate-on-exception. With `max_workers > 1` a message is fetched
+    only for a free worker (`tripmesh_kit.pull`), so a drain abandons nothing fetched ahead.
     """
     kwargs.setdefault("decoder", keep_raw_body)
-    return broker.subscriber(
+    subscriber = broker.subscriber(
         spec.filter_subject,
         stream=JStream(spec.stream, declare=False),
         durable=spec.durable,
@@ -57,3 +59,4 @@ def durable_subscriber(
         max_workers=max_workers,
         **kwargs,
     )
+    return fetch_for_free_workers(subscriber)
