@@ -1,7 +1,11 @@
-"""`make bench` cannot rot: its harness (bench/stack) run for a few plans at 1 client, 0 ms.
+"""`make bench` cannot rot: its harness (bench/stack) run for a few plans at 1 client, 0 ms,
+through both systems it compares: tripmesh as `make up` starts it, and the control
+(bench/stack/control: the planner graph and agents in one process behind the same API).
 
-Asserts only that the report is written with its fields and that the plans reached a terminal
-event - never a speed (speed is what `make bench` reports, not what a test asserts).
+One run of both (`--systems tripmesh,control`, as `make bench` runs them) is the suite's one
+bench smoke. It asserts only that the report is written with its fields, that the plans
+reached a terminal event and that the headline ratio row exists - never a speed (speed is
+what `make bench` reports, not what a test asserts).
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from bench.stack import run  # noqa: E402
 pytestmark = pytest.mark.e2e
 
 SERVICES = {"gateway", "planner", "agent-runner", "cost-ledger", "vector-sync"}
+TERMINAL = {"completed", "partial", "failed", "cancelled"}
 
 
-def test_a_few_plans_through_the_bench_write_a_complete_report(tmp_path: Path) -> None:
-    argv = ["--clients", "1", "--rates", "", "--latencies-ms", "0", "--warmup-seconds", "0"]
+def test_a_few_plans_through_both_systems_write_a_complete_report(tmp_path: Path) -> None:
+    argv = ["--systems", "tripmesh,control", "--clients", "1", "--rates", "", "--latencies-ms", "0"]
+    argv += ["--warmup-seconds", "0"]
     argv += ["--window-seconds", "240", "--max-plans", "3", "--no-warm-restart", "--out", str(tmp_path)]
     path = run.main(argv)
 
@@ -37,11 +43,20 @@ def test_a_few_plans_through_the_bench_write_a_complete_report(tmp_path: Path) -
     assert SERVICES | {"nats", "postgres"} <= set(report["rss_at_rest_mb"]["tripmesh"])
     assert SERVICES | {"nats", "postgres"} <= set(report["pss_at_rest_mb"]["tripmesh"])
 
-    (point,) = report["results"]
-    assert point["system"] == "tripmesh" and point["mode"] == "closed" and point["clients"] == 1
+    md = path.with_suffix(".md").read_text()
+    assert "| control | 0 | 1 clients | 3 |" in md
+    assert report["setup"]["systems"] == ["tripmesh", "control"]
+    assert "checkpointer" in report["setup"]["control"]
+    assert report["startup_seconds"]["control"]["cold"] > 0
+    assert {"control", "postgres"} <= set(report["pss_at_rest_mb"]["control"])
+
+    points = {p["system"]: p for p in report["results"]}
+    assert set(points) == {"tripmesh", "control"} and len(report["results"]) == 2
+    point = points["tripmesh"]
+    assert point["mode"] == "closed" and point["clients"] == 1
     assert point["plans"] == 3 and point["errors"] == 0, point["error_kinds"]
     assert sum(point["statuses"].values()) == 3
-    assert set(point["statuses"]) <= {"completed", "partial", "failed", "cancelled"}
+    assert set(point["statuses"]) <= TERMINAL
     assert point["llm_calls"] > 0  # the agents reached the bench's LLM server through litellm
     assert {"p50", "p95", "p99"} <= set(point["latency_seconds"])
     assert point["latency_seconds"]["p99"] is not None
@@ -49,3 +64,14 @@ def test_a_few_plans_through_the_bench_write_a_complete_report(tmp_path: Path) -
     assert watched <= set(point["cpu_seconds_per_plan"])
     assert watched <= set(point["peak_rss_mb"]) and watched <= set(point["peak_pss_mb"])
     assert point["stack_cpu_seconds_per_plan"] is not None
+
+    control = points["control"]
+    assert control["plans"] == 3 and control["errors"] == 0, control["error_kinds"]
+    assert set(control["statuses"]) <= TERMINAL and sum(control["statuses"].values()) == 3
+    assert control["llm_calls"] > 0  # the in-process agents reached the LLM server via litellm
+    assert control["latency_seconds"]["p99"] is not None
+    assert {"control", "postgres", "llm-server", "bench-client"} <= set(control["cpu_seconds_per_plan"])
+    assert control["stack_cpu_seconds_per_plan"] is not None
+
+    (row,) = report["ratios"]  # the headline: the one point, tripmesh / control
+    assert row["load"] == 1 and row["ratio"]["plans_per_second"] is not None
