@@ -65,5 +65,6 @@ bench-runners: install ## agent-runner: LLM transport at concurrency, then plans
 	$(UV) run --frozen python bench/runners/measure.py --replicas 1,2,4,1 --in-flight 32 --latency-ms 500
 
 .PHONY: bench-ledger
-bench-ledger: install ## cost-ledger: replay 1,000,000 usage events through the service, fresh then duplicates (exact totals checked) -> reports/bench/
-	$(UV) run --frozen python bench/ledger/replay.py --events 1000000
+bench-ledger: install ## cost-ledger: replay 1,000,000 usage events through 1, then 2 service processes, fresh then duplicates (exact totals checked) -> reports/bench/
+	$(UV) run --frozen python bench/ledger/replay.py --events 1000000 --replicas 1
+	$(UV) run --frozen python bench/ledger/replay.py --events 1000000 --replicas 2

@@ -19,7 +19,8 @@
 Also reported: CPU seconds of the consumer process, of Postgres (postmaster and backends) and
 of nats-server in each measured window (psutil), the service's own counters, and optionally a
 py-spy profile of the consumer (`--profile-seconds`). Writes reports/bench/ledger-replay.json
-and .md. A measurement: it asserts correctness, never speed.
+and .md (with `--replicas N` > 1: ledger-replay-N-replicas.json and .md). A measurement: it
+asserts correctness, never speed.
 
     uv run python bench/ledger/replay.py --events 1000000 [--batch-size 2000] [--window 0.2]
         [--concurrency 2] [--replicas 1] [--shared-buffers 32MB] [--profile-seconds 0]
@@ -340,7 +341,10 @@ def main() -> None:
             if log.exists():
                 REPORTS.mkdir(parents=True, exist_ok=True)
                 shutil.copy(log, REPORTS / "ledger-replay-cost-ledger.log")
-    json_path, md_path = write_reports(result, REPORTS / "ledger-replay")
+    # one report per replica count: `make bench-ledger` runs 1 and 2 (the target is
+    # for this machine, and a second consumer process is how an operator scales ingest)
+    stem = "ledger-replay" if args.replicas == 1 else f"ledger-replay-{args.replicas}-replicas"
+    json_path, md_path = write_reports(result, REPORTS / stem)
     print(md_path.read_text())
     print(f"wrote {json_path.relative_to(ROOT)} and {md_path.relative_to(ROOT)}")
 

@@ -12,6 +12,7 @@ the job is nak'ed and retried later, never run unreserved and never reported as
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from tripmesh_agent_runner.llm.base import LlmClient
 from tripmesh_agent_runner.plan_status import PlanStatusBoard
 from tripmesh_agent_runner.settings import AgentConfig, Settings
 from tripmesh_agent_runner.tools.registry import ToolRegistry
-from tripmesh_agent_runner.usage import UsagePublisher, UsagePublishError
+from tripmesh_agent_runner.usage import UsagePublisher, UsagePublishError, settled
 
 log = get_logger(__name__)
 
@@ -95,11 +96,12 @@ class JobRunner:
             "tripmesh.stage": job.stage.value, "tripmesh.attempt": job.attempt,
             "messaging.message.delivery_count": delivery.delivered,
         }  # fmt: skip
+        settles: set[asyncio.Task[None]] = set()  # the calls' settles, running beside the job
         try:
             # the job's span: a child of the planner's publish (via the job message's
             # traceparent); the LLM calls, usage events and the result are inside it
             with telemetry.span(f"agent.job {job.agent.value}", attrs) as span:
-                result = await self._result_for(job, delivery, started)
+                result = await self._result_for(job, delivery, started, settles)
                 if span is not None:
                     span.set_attributes(
                         telemetry.attributes(
@@ -113,6 +115,9 @@ class JobRunner:
                     )  # fmt: skip
                 await self.bus.publish(result, subjects.agent_result(job.plan_id))
         finally:
+            # after the result is out (off the plan's critical path), before the ack: a
+            # finished job leaves no settle behind (and on a nak none is dropped mid-flight)
+            await settled(settles)
             unbind_context("agent", "job_id")
         outcome = "ok" if result.ok else (result.error_kind or "failed")
         AGENT_JOBS.labels(agent=job.agent.value, outcome=outcome).inc()
@@ -129,7 +134,9 @@ class JobRunner:
         )
         return result
 
-    async def _result_for(self, job: AgentJob, delivery: Delivery, started: float) -> AgentResult:
+    async def _result_for(
+        self, job: AgentJob, delivery: Delivery, started: float, settles: set[asyncio.Task[None]]
+    ) -> AgentResult:
         grace = timedelta(seconds=self.settings.deadline_grace_seconds)
         if is_expired(job, self.clock(), grace):
             # Nobody waits for this answer any more (the planner's own deadline handling has
@@ -147,7 +154,7 @@ class JobRunner:
                 job, error=f"plan run {status} before the job ran", error_kind=ErrorKind.CANCELLED
             )
         config = self.config_for(job.agent)
-        observer: CallObserver = UsagePublisher(self.bus, delivery, self._reserver(config, delivery))
+        observer: CallObserver = UsagePublisher(self.bus, delivery, self._reserver(config, delivery), settles)
         try:
             outcome = await self.engine(job, self.llm, self.tools, config=config, observer=observer)
         except (UsagePublishError, LedgerUnavailable):

@@ -8,20 +8,32 @@ the Bus's retries raises `UsagePublishError`, which fails the message (nak), nev
 Budgets (ARCHITECTURE.md §5, budget.py): before each call its maximum cost is reserved in
 the ledger; after it, the usage event carries the reservation id and the actual cost settles
 the reservation.
+
+The settle runs beside the job, not in its way: its request/reply round trip used to sit
+between one LLM call and the next (and before the result), ~40 % of a plan's ledger time on
+the critical path (bench/latency/critical_path.py). Late is safe: until it lands the ledger
+holds the call's *maximum*, so other calls see less budget, never more; if it never lands, the
+usage event (carrying the reservation id) accounts the reservation when the ledger ingests
+it, or it expires and is charged at its maximum. The job waits for its settles after its
+result is published (JobRunner.run_job), so none is left behind by a finished job.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prometheus_client import Counter
 from tripmesh_contracts import subjects
 from tripmesh_contracts.messages import AgentJob
 from tripmesh_kit.bus import Bus
+from tripmesh_kit.logging import get_logger
 
 from tripmesh_agent_runner.agents.outcome import LlmCallRecord
 from tripmesh_agent_runner.budget import Reserver
 from tripmesh_agent_runner.domain import Delivery, usage_event
+
+log = get_logger(__name__)
 
 LLM_CALLS = Counter(
     "tripmesh_llm_calls",
@@ -59,12 +71,20 @@ class UsagePublisher:
     """`CallObserver` for one delivery of one job: reserves each call's maximum in the ledger
     before it (when budgets are enforced), publishes its usage event and settles it after."""
 
-    def __init__(self, bus: Bus, delivery: Delivery, reserver: Reserver | None = None) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        delivery: Delivery,
+        reserver: Reserver | None = None,
+        settles: set[asyncio.Task[None]] | None = None,
+    ) -> None:
         self.bus = bus
         self.delivery = delivery
         self.reserver = reserver
         """None = budgets not enforced (AGENT_RUNNER_BUDGET_ENFORCED=false): calls run unreserved."""
         self.published: list[str] = []
+        self.settles: set[asyncio.Task[None]] = set() if settles is None else settles
+        """Settles under way (the caller awaits them: `settled`)."""
 
     async def before_llm_call(
         self,
@@ -97,6 +117,17 @@ class UsagePublisher:
             raise UsagePublishError(f"usage event {event.id}: {type(exc).__name__}: {exc}") from exc
         self.published.append(event.id)
         if self.reserver is not None:
-            await self.reserver.settle(
+            settle = self.reserver.settle(
                 job=job, call_index=record.call_index, actual_usd=record.cost_usd, usage_event_id=event.id
             )
+            self.settles.add(asyncio.create_task(settle, name=f"settle {event.id}"))
+
+
+async def settled(settles: set[asyncio.Task[None]]) -> None:
+    """Wait for the settles under way. One that failed is only logged: see `Reserver.settle`."""
+    if not settles:
+        return
+    for outcome in await asyncio.gather(*settles, return_exceptions=True):
+        if isinstance(outcome, Exception):
+            log.warning("settle_failed_left_to_expiry", error=f"{type(outcome).__name__}: {outcome}"[:300])
+    settles.clear()
