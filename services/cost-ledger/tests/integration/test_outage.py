@@ -1,6 +1,11 @@
 """Postgres goes away while usage flows: nothing lost, nothing dead-lettered, caught up after.
 
-Uses a private Postgres (§9: tests that stop a server start their own).
+Uses a private Postgres (§9: tests that stop a server start their own). The issue's 30 s
+outage under load runs in the reliability battery against the whole stack
+(tests/chaos/test_postgres_down.py, as ARCHITECTURE §9 folds fault tests into it); here the
+outage is 12 s, still longer than a batch waits for a connection (5 s), so the in-process
+oracles (readiness, budget checks answering 503, no redelivery, outage retries, exact daily
+totals) see a batch fail and be retried through it.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ from tripmesh_kit.pg import make_pool
 pytestmark = pytest.mark.integration
 
 MakeUsage = Callable[..., UsageEvent]
-OUTAGE_SECONDS = 30.0
-"""Issue #6: Postgres stopped for 30 s while usage keeps arriving."""
+OUTAGE_SECONDS = 12.0
+"""Postgres stopped while usage keeps arriving (the battery's test 3 holds the issue's 30 s)."""
 
 
 async def dlq_count(bus: Bus) -> int:
@@ -38,14 +43,14 @@ async def dlq_count(bus: Bus) -> int:
 async def test_postgres_outage_pauses_ingest_and_it_catches_up(
     ledger_nats_url: str, stoppable_postgres: Any, start_ledger: Any, make_usage: MakeUsage
 ) -> None:
-    events = [make_usage(f"user-{i % 4}", plan_id=f"plan-{i % 6}", cost="0.001") for i in range(1500)]
+    events = [make_usage(f"user-{i % 4}", plan_id=f"plan-{i % 6}", cost="0.001") for i in range(700)]
     async with start_ledger(ledger_nats_url, stoppable_postgres.url) as ledger:
 
         async def publish_steadily() -> None:
             for i, event in enumerate(events):
                 await ledger.publish(event)
                 if i % 20 == 0:
-                    await asyncio.sleep(0.4)  # ~30 s of traffic (50 events/s), through the outage
+                    await asyncio.sleep(0.4)  # ~14 s of traffic (50 events/s), through the outage
 
         publisher = asyncio.create_task(publish_steadily())
         await ledger.wait_until(lambda: _has_events(ledger))
