@@ -57,16 +57,18 @@ async def emit_outcome(
     await rt.executions.mark_announced(row["job_id"])
 
 
-async def announce(rt: Runtime, applied: Applied) -> None:
+async def announce(rt: Runtime, applied: Applied) -> tuple[int, int] | None:
     """Events for what happened to a job (once: a redelivery re-announces only what a crash
-    left unannounced; the retry job keeps its id, so republishing it is harmless)."""
+    left unannounced; the retry job keeps its id, so republishing it is harmless). Returns
+    the round's progress (done, total) when it read it, for the caller to reuse."""
     row = applied.row
     if applied.next_job is not None:
         await rt.publish_jobs([applied.next_job])
     if row is None or row["status"] not in FINAL or row.get("announced_at") is not None:
-        return
+        return None
     done, total = await rt.executions.round_progress(row["run_id"], Stage(row["stage"]), row["round"])
     await emit_outcome(rt, row, done, total)
+    return done, total
 
 
 async def announce_round(rt: Runtime, run_id: str, stage: Stage, round_: int) -> None:

@@ -61,7 +61,9 @@ class PlannerService:
         )
         self.bus = Bus(self.broker)
         self.pool = make_pool(dsn, name="planner", max_size=settings.db_pool_size)
-        self.lock_pool = make_lock_pool(dsn, size=settings.lock_pool_size)
+        self.lock_pool = make_lock_pool(
+            dsn, size=settings.lock_pool_size, timeout_seconds=settings.lock_timeout_seconds
+        )
         self.checkpoint_pool = make_checkpoint_pool(
             dsn, settings.checkpoint_schema, settings.checkpoint_pool_size
         )
@@ -86,9 +88,7 @@ class PlannerService:
         for pool in (self.pool, self.lock_pool, self.checkpoint_pool):
             await pool.open()
         saver = AsyncPostgresSaver(self.checkpoint_pool)  # type: ignore[arg-type]
-        engine = Engine(
-            self.rt, build_graph(self.rt, saver), PlanLocks(self.lock_pool, settings.lock_timeout_seconds)
-        )
+        engine = Engine(self.rt, build_graph(self.rt, saver), PlanLocks(self.lock_pool))
         self._running = Running(engine, Commands(engine), Results(engine), Sweeper(engine))
         await self.broker.connect()
         if settings.provision_streams:

@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -25,9 +26,9 @@ PLANNER_LOCK_SPACE = 0x504C4E  # "PLN": keeps our keys apart from other advisory
 
 
 class PlanLocks:
-    def __init__(self, pool: AsyncConnectionPool, timeout_seconds: float) -> None:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        """`pool`: from make_lock_pool, whose sessions carry the lock timeout."""
         self.pool = pool
-        self.timeout_ms = int(timeout_seconds * 1000)
         self._local: dict[str, tuple[asyncio.Lock, int]] = {}
 
     @asynccontextmanager
@@ -51,7 +52,7 @@ class PlanLocks:
         async with self._local_lock(plan_id), self.pool.connection() as conn:
             started = time.perf_counter()
             try:
-                await conn.execute(f"SET lock_timeout = {self.timeout_ms}")
+                # lock_timeout is the session's (set once per connection: make_lock_pool)
                 await conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (PLANNER_LOCK_SPACE, plan_id))
             except psycopg.errors.LockNotAvailable as exc:
                 raise TransientError(f"plan {plan_id} is busy in another replica") from exc
@@ -70,7 +71,15 @@ class PlanLocks:
                     raise
 
 
-def make_lock_pool(conninfo: str, size: int) -> AsyncConnectionPool:
+def make_lock_pool(conninfo: str, size: int, timeout_seconds: float) -> AsyncConnectionPool:
+    """Sessions for the plan locks: autocommit, and `lock_timeout` set once when a session
+    opens, not by a statement before every lock (an operator's own `options` in the URL
+    are left alone)."""
+    timeout_ms = int(timeout_seconds * 1000)
+
+    async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(f"SET lock_timeout = {timeout_ms}")
+
     return AsyncConnectionPool(
         conninfo,
         name="planner-locks",
@@ -78,6 +87,7 @@ def make_lock_pool(conninfo: str, size: int) -> AsyncConnectionPool:
         max_size=size,
         open=False,
         check=AsyncConnectionPool.check_connection,
+        configure=configure,
         reconnect_timeout=0,
         kwargs={"autocommit": True},
     )

@@ -34,8 +34,10 @@ class Results:
         if applied.kind == "ignored" and applied.row["status"] not in FINAL:
             log.info("late_result_ignored", job_id=result.job_id, status=applied.row["status"])
             return
-        await announce(rt, applied)
+        progress = await announce(rt, applied)
         row = applied.row
-        done, total = await rt.executions.round_progress(row["run_id"], Stage(row["stage"]), row["round"])
+        done, total = progress or await rt.executions.round_progress(
+            row["run_id"], Stage(row["stage"]), row["round"]
+        )
         if done == total:
             await self.engine.advance(row["plan_id"])

@@ -29,8 +29,13 @@ class Runtime:
         """Record jobs as pending, then publish those not yet published. Recording first
         means a job is never out without a row to take its result; a crash in between
         leaves an unpublished row that the sweeper publishes (same id)."""
+        progress: dict[tuple[str, str, int], tuple[int, int]] = {}
         for job in await self.executions.record(jobs):
-            await self.publish_recorded(job)
+            # a stage's jobs share their round: its progress is read once, not once per job
+            key = (job.run_id, job.stage.value, job.round)
+            if key not in progress:
+                progress[key] = await self.executions.round_progress(job.run_id, job.stage, job.round)
+            await self.publish_recorded(job, progress[key])
 
     async def reuse_previous(self, jobs: list[AgentJob], state: Any) -> list[AgentJob]:
         """Settle the jobs a revision can take from its parent run; returns the rest."""
@@ -63,11 +68,11 @@ class Runtime:
             await self.executions.mark_announced(job.id)
         return remaining
 
-    async def publish_recorded(self, job: AgentJob) -> None:
+    async def publish_recorded(self, job: AgentJob, progress: tuple[int, int] | None = None) -> None:
         # agent_started goes out before the job: announced after it, a fast agent's
         # agent_completed could come first (seen in the e2e tests). A crash between the two
         # leaves the job unpublished; the sweeper publishes it and re-emits (same event id).
-        done, total = await self.executions.round_progress(job.run_id, job.stage, job.round)
+        done, total = progress or await self.executions.round_progress(job.run_id, job.stage, job.round)
         await self.emitter.emit(
             RunRef.of_job(job),
             EventKind.AGENT_STARTED,
