@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 from tripmesh_contracts.plans import AgentName
+from tripmesh_devstack import procs
 from tripmesh_devstack.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,8 +26,24 @@ MODEL = "openai/stub"
 
 
 class LlmServer:
-    def __init__(self, latency_ms: float = 0.0) -> None:
+    """The stub as a process of its own (a new session, SIGTERMed if this process dies).
+
+    The bench runs it at a fixed latency; the reliability battery (tests/chaos/harness.py)
+    also gives it a seeded latency range (`"200-3000"`), an invoice file and a log."""
+
+    def __init__(
+        self,
+        latency_ms: float | str = 0.0,
+        *,
+        seed: int | None = None,
+        invoice_path: Path | None = None,
+        log_path: Path | None = None,
+    ) -> None:
         self.latency_ms = latency_ms
+        self.seed = seed
+        self.invoice_path = invoice_path
+        """An fsync'd line per answered call: the provider's invoice."""
+        self.log_path = log_path
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -44,8 +61,17 @@ class LlmServer:
         return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
 
     def start(self, timeout: float = 60.0) -> None:
+        """Until the stub answers (a liveness bound: it imports litellm, slow on a busy machine)."""
         argv = [sys.executable, str(STUB), "--port", str(self.port), "--latency-ms", str(self.latency_ms)]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True)
+        if self.seed is not None:
+            argv += ["--seed", str(self.seed)]
+        if self.invoice_path is not None:
+            argv += ["--invoice", str(self.invoice_path)]
+        if self.log_path is None:
+            self.proc = procs.spawn(argv, death_signal=signal.SIGTERM)
+        else:
+            with self.log_path.open("ab") as log:
+                self.proc = procs.spawn(argv, stdout=log, death_signal=signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -54,7 +80,8 @@ class LlmServer:
             except httpx.HTTPError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"the OpenAI stub on port {self.port} did not start") from None
+                    where = f" (log: {self.log_path})" if self.log_path else ""
+                    raise RuntimeError(f"the OpenAI stub on port {self.port} did not start{where}") from None
                 time.sleep(0.1)
 
     def set_latency(self, latency_ms: float) -> None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -29,13 +27,14 @@ import httpx
 import nats
 import psycopg
 from tripmesh_contracts.plans import AgentName
-from tripmesh_devstack import procs
-from tripmesh_devstack.ports import free_port
 from tripmesh_devstack.services import LOAD_TEST_LIMITS, ServiceSpec
 from tripmesh_devstack.supervisor import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
-STUB = ROOT / "services" / "agent-runner" / "tests" / "support" / "openai_stub.py"
+sys.path.insert(0, str(ROOT))  # `bench` is a directory of scripts, importable from the root
+
+from bench.stack.llm_server import LlmServer  # noqa: E402
+
 MODEL = "openai/stub"
 TERMINAL = ("completed", "partial", "failed", "cancelled")
 OK_TERMINAL = ("completed", "partial")
@@ -49,37 +48,17 @@ LEDGER_ENV = {
 } | {"COST_LEDGER_PLAN_CAP_USD": "1000"}
 
 
-class LlmProcess:
-    """The OpenAI stub as a process (`python openai_stub.py`)."""
+class LlmProcess(LlmServer):
+    """The OpenAI stub as a process, launched by the bench's launcher (bench/stack/llm_server.py)
+    with a seeded latency range, an invoice and a log; plus the battery's fault controls."""
 
     def __init__(self, workdir: Path, latency_ms: str = "200-3000", seed: int = 12) -> None:
-        self.port = free_port()
-        self.invoice_path = workdir / "invoice.jsonl"
-        self.latency_ms, self.seed = latency_ms, seed
-        self.log_path = workdir / "llm-stub.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(
+            latency_ms, seed=seed, invoice_path=workdir / "invoice.jsonl", log_path=workdir / "llm-stub.log"
+        )
 
     def start(self, timeout: float = 240.0) -> None:
-        """Until the stub answers (a liveness bound: it imports litellm, slow on a busy machine)."""
-        argv = [sys.executable, str(STUB), "--port", str(self.port), "--latency-ms", self.latency_ms,
-                "--seed", str(self.seed), "--invoice", str(self.invoice_path)]  # fmt: skip
-        with self.log_path.open("ab") as log:
-            # dies with the test process, as the stack's services do
-            self.proc = procs.spawn(argv, stdout=log, death_signal=signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.health()
-                return
-            except httpx.HTTPError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"the OpenAI stub did not start: {self.log_path}") from None
-                time.sleep(0.1)
+        super().start(timeout)
 
     def health(self) -> dict[str, Any]:
         return dict(httpx.get(self.base_url + "/_stub/health", timeout=5).json())
@@ -94,24 +73,16 @@ class LlmProcess:
         httpx.post(self.base_url + "/_stub/release", timeout=5).raise_for_status()
 
     def invoice(self) -> list[dict[str, Any]]:
-        if not self.invoice_path.exists():
+        path = self.invoice_path
+        if path is None or not path.exists():
             return []
         out = []
-        for raw in self.invoice_path.read_text().splitlines():
+        for raw in path.read_text().splitlines():
             try:
                 out.append(json.loads(raw))
             except json.JSONDecodeError:
                 continue  # a torn last line
         return out
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
     def agent_env(self) -> dict[str, str]:
         """Every agent on this server through litellm, the shared LLM cache off (identical
@@ -124,7 +95,7 @@ class LlmProcess:
         }
         for agent in AgentName:
             env[f"{agent.value.upper()}_AGENT_MODEL"] = MODEL
-            env[f"{agent.value.upper()}_AGENT_API_BASE"] = self.base_url + "/v1"
+            env[f"{agent.value.upper()}_AGENT_API_BASE"] = self.api_base
         return env
 
 

@@ -17,68 +17,28 @@ Folds tests/e2e/test_budget_enforcement.py's 200-plans test (deleted with this f
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from _stacks_b import TERMINAL, User, plan_body, query, running_stack, users_on, wait_terminal
+from harness import LlmProcess
 from report import ChaosReport
 from tripmesh_contracts.plans import AgentName
-from tripmesh_devstack.ports import free_port
 from tripmesh_devstack.services import default_services
 from tripmesh_devstack.supervisor import Stack
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(1800)]
 
-ROOT = Path(__file__).resolve().parents[2]
-STUB = ROOT / "services" / "agent-runner" / "tests" / "support" / "openai_stub.py"
 CAP = Decimal("1.00")
 PRICE_PER_1K = "0.01"  # a call costs ~$0.01-0.02; its maximum (4,096 tokens) ~$0.05
 RESERVATION_TTL = "20"
 
 
-class StubProcess:
-    """The OpenAI stub as its own process, with an invoice file."""
-
-    def __init__(self, invoice: Path, latency_ms: str) -> None:
-        self.invoice = invoice
-        self.port = free_port()
-        argv = [sys.executable, str(STUB), "--port", str(self.port), "--latency-ms", latency_ms]
-        argv += ["--seed", "8", "--invoice", str(invoice)]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{self.url}/_stub/health", timeout=2).raise_for_status()
-                return
-            except httpx.HTTPError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the OpenAI stub did not start") from None
-                time.sleep(0.1)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def calls(self) -> int:
-        """Lines on the invoice: calls answered so far."""
-        return sum(1 for line in self.invoice.read_text().splitlines() if line.strip())
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def priced_env(stub: StubProcess) -> dict[str, str]:
+def priced_env(stub: LlmProcess) -> dict[str, str]:
     env = {
         "OPENAI_API_KEY": "sk-chaos-not-a-real-key",
         "AGENT_RUNNER_CACHE_ENABLED": "false",  # identical plans would be served from the cache
@@ -90,19 +50,20 @@ def priced_env(stub: StubProcess) -> dict[str, str]:
     }
     for agent in AgentName:
         env[f"{agent.value.upper()}_AGENT_MODEL"] = "openai/stub"
-        env[f"{agent.value.upper()}_AGENT_API_BASE"] = stub.url + "/v1"
+        env[f"{agent.value.upper()}_AGENT_API_BASE"] = stub.api_base
     return env
 
 
 @pytest.fixture(scope="module")
-def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StubProcess]:
-    server = StubProcess(tmp_path_factory.mktemp("chaos-budget-stub") / "invoice.jsonl", "200-1000")
+def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlmProcess]:
+    server = LlmProcess(tmp_path_factory.mktemp("chaos-budget-stub"), latency_ms="200-1000", seed=8)
+    server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def budget_stack(tmp_path_factory: pytest.TempPathFactory, stub: StubProcess) -> Iterator[Stack]:
+def budget_stack(tmp_path_factory: pytest.TempPathFactory, stub: LlmProcess) -> Iterator[Stack]:
     data = tmp_path_factory.mktemp("chaos-budget")
     with running_stack(data, default_services(free_ports=True), env=priced_env(stub)) as stack:
         yield stack
@@ -140,12 +101,12 @@ async def no_open_reservations(stack: Stack, user_id: str, timeout: float) -> in
 
 
 async def run_trial(
-    stack: Stack, stub: StubProcess, user: User, plans: int, report: ChaosReport, label: str, set_cap: bool
+    stack: Stack, stub: LlmProcess, user: User, plans: int, report: ChaosReport, label: str, set_cap: bool
 ) -> dict[str, Any]:
     if set_cap:
         r = await user.put("/api/v1/costs/budget", json={"daily_cap_usd": str(CAP)})
         assert r.status_code == 200, r.text
-    invoice_before = stub.calls()
+    invoice_before = len(stub.invoice())
 
     async def create(n: int) -> str | None:
         body = plan_body(title=f"Race {label} {n}", description=f"Plan {n} of a crowd")
@@ -163,7 +124,7 @@ async def run_trial(
     await asyncio.sleep(1.0)  # the invoice line of a last call is written before its answer
     res = await reservations(stack, user_id)
     settled = await spent(stack, user_id)
-    calls = stub.calls() - invoice_before
+    calls = len(stub.invoice()) - invoice_before
     budget = (await user.get("/api/v1/costs/budget")).json()
     stuck = [p for p in created if status.get(p) not in TERMINAL]
     return {
@@ -193,7 +154,7 @@ async def run_trial(
 
 
 async def test_a_crowd_of_plans_never_spends_past_the_cap(
-    budget_stack: Stack, stub: StubProcess, tier: str
+    budget_stack: Stack, stub: LlmProcess, tier: str
 ) -> None:
     # PR tier: the issue's 200 starts x 5 trials do not fit the PR budget on two cores
     # (~1 CPU s per plan, refused ones included): 2 trials of 30; full: the issue's counts.
