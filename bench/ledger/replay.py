@@ -240,6 +240,10 @@ def _same(what: str, got: dict[Any, Any], want: dict[Any, Any]) -> None:
 
 async def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     workload = Workload(seed=args.seed, shape=args.shape, active=args.active)
+    sys.path.insert(0, str(ROOT / "bench"))  # bench/calibration.py, shared with bench/stack
+    from calibration import cpu_calibration_ms
+
+    calibration_ms = cpu_calibration_ms()  # before anything of ours runs
     with contextlib.ExitStack() as stack:
         nats_url, nats_pid = os.environ.get("NATS_URL"), None
         if nats_url:
@@ -286,6 +290,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": sys.version.split()[0],
+            "cpu_calibration_ms": calibration_ms,
         },
         "servers": {
             "nats": "external NATS_URL" if nats_pid is None else "embedded (sync_interval: always)",

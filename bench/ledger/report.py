@@ -31,7 +31,8 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"`{r['command']}`",
         "",
-        f"Machine: {r['machine']['cpus']} CPUs, {r['machine']['platform']}, Python {r['machine']['python']}."
+        f"Machine: {r['machine']['cpus']} CPUs, {r['machine']['platform']}, Python {r['machine']['python']},"
+        f" CPU calibration {r['machine'].get('cpu_calibration_ms', '-')} ms (bench/calibration.py)."
         f" NATS {r['servers']['nats']}; Postgres {r['servers']['postgres']}.",
         f"Consumer: `python -m tripmesh_cost_ledger` x {r.get('replicas', 1)},"
         f" batch size {r['batch_size']},"

@@ -13,6 +13,8 @@ from typing import Any
 import psutil
 from tripmesh_devstack.nats import nats_server_binary
 
+from bench.calibration import cpu_calibration_ms
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -38,6 +40,7 @@ def environment() -> dict[str, Any]:
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
             "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+            "cpu_calibration_ms": cpu_calibration_ms(),
             "shared": "yes: other work runs on this machine; machine_busy_fraction shows how much",
         },
         "versions": {
@@ -135,7 +138,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"{' (uncommitted changes)' if env['versions']['git_dirty'] else ''}; {env['machine']['cpus']} CPUs,"
         f" {env['machine']['memory_gib']} GiB, Python {env['versions']['python']},"
         f" {env['versions']['nats_server']};"
-        f" load average before {env['machine']['loadavg_before']} (shared machine).",
+        f" load average before {env['machine']['loadavg_before']} (shared machine);"
+        f" CPU calibration {env['machine'].get('cpu_calibration_ms', '-')} ms (bench/calibration.py:"
+        " compare runs only at similar figures).",
         f"LLM: OpenAI-compatible stub through litellm, cache off; warm-up {setup['warmup_seconds']:g} s,"
         f" window {setup['window_seconds']:g} s per point. Latency = POST /plans -> terminal SSE event.",
         "",
