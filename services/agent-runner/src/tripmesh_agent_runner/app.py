@@ -56,7 +56,9 @@ def create_app(settings: Settings | None = None, llm: LlmClient | None = None) -
     )
     bus = Bus(broker)
     base_client = llm or LitellmClient(
-        local_price=settings.local_price(), local_latency_seconds=settings.local_model_latency_ms / 1000
+        local_price=settings.local_price(),
+        local_latency_seconds=settings.local_model_latency_ms / 1000,
+        call_ref_header=settings.call_ref_header or None,
     )
     tools = build_tool_registry(settings.weather_provider, settings.open_meteo_url or OPEN_METEO_URL)
     cache = (

@@ -225,6 +225,9 @@ class Settings(ServiceSettings):
     reservation_ttl_seconds: float | None = Field(default=None, gt=0, le=3600)
     """AGENT_RUNNER_RESERVATION_TTL_SECONDS: after this an unsettled reservation is charged at
     its maximum. None = per agent, its LLM timeout x (num_retries + 1) + 60 s."""
+    call_ref_header: str = Field(default="X-Tripmesh-Reservation-Id", pattern=r"^([A-Za-z0-9-]+)?$")
+    """AGENT_RUNNER_CALL_REF_HEADER: the request header that carries each LLM call's ledger
+    reservation id to the provider, to reconcile its invoice with the ledger; empty: none sent."""
     ledger_timeout_seconds: float = Field(default=2.0, gt=0)
     """AGENT_RUNNER_LEDGER_TIMEOUT_SECONDS: one svc.ledger.* request."""
     ledger_attempts: int = Field(default=3, ge=1)

@@ -97,14 +97,16 @@ class UsagePublisher:
         call_index: int,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None,
-    ) -> None:
+    ) -> str | None:
+        """The call's reservation id (None when budgets are not enforced)."""
         # Fail closed: BudgetExhausted (denied) ends the agent; LedgerUnavailable (no
         # decision) escapes the engine and the job is nak'ed - never a call without a grant.
-        if self.reserver is not None:
-            await self.reserver.reserve(
-                job=job, model=model, call_index=call_index, messages=messages, tools=tools,
-                max_tokens=max_tokens,
-            )  # fmt: skip
+        if self.reserver is None:
+            return None
+        return await self.reserver.reserve(
+            job=job, model=model, call_index=call_index, messages=messages, tools=tools,
+            max_tokens=max_tokens,
+        )  # fmt: skip
 
     async def after_llm_call(self, *, job: AgentJob, record: LlmCallRecord) -> None:
         record_metrics(job.agent.value, record)

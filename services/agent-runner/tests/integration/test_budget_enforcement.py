@@ -138,6 +138,23 @@ async def test_every_call_runs_under_a_reservation_settled_at_its_usage_cost(
         assert settle.user_id == user_id
         assert event.cost_usd <= amounts[event.reservation_id or ""]  # the maximum was a maximum
     assert min(usage, key=lambda u: u.occurred_at).cost_usd == 0  # the 500
+    # each request carried its reservation id: the provider's log names what the ledger holds
+    assert sorted(c.usage_id or "" for c in calls) == sorted(ledger.granted)
+
+
+async def test_the_reservation_header_can_be_turned_off(
+    nats_url: str, bus: Bus, stream_reader: Any, trip: PlanRequest, new_job: Callable[..., AgentJob],
+    stub: OpenAiStub,
+) -> None:  # fmt: skip
+    app = enforced(nats_url, stub, AgentName.WEATHER, call_ref_header="")
+    user_id, plan_id = f"u-{new_id()}", new_id()
+    job = new_job(AgentName.WEATHER, trip, user_id=user_id, plan_id=plan_id, llm_cap_usd=Decimal("0.25"))
+    async with FakeLedger(bus) as ledger, app.router.lifespan_context(app):
+        await publish_job(bus, job)
+        result = (await stream_reader.wait_job_results(plan_id, [job.id]))[job.id]
+    calls = stub.calls_of("weather")
+    assert result.ok and calls and len(ledger.granted) == len(calls)
+    assert [c.usage_id for c in calls] == [None] * len(calls)
 
 
 async def test_a_denied_reservation_ends_the_agent_budget_exhausted_without_calling_the_llm(

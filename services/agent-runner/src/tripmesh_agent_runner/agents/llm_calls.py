@@ -43,7 +43,8 @@ class CallObserver(Protocol):
     or an infrastructure error that fails the job's delivery), emit the usage event and
     settle after. Failed attempts are reported too. `call_index` is the attempt's number in
     the run (the `LlmCallRecord.call_index` that `after_llm_call` receives); `messages` and
-    `tools` are exactly what the call sends (read only: they size the reservation)."""
+    `tools` are exactly what the call sends (read only: they size the reservation).
+    `before_llm_call` returns the call's reference (its reservation id), sent with the call."""
 
     async def before_llm_call(
         self,
@@ -56,7 +57,7 @@ class CallObserver(Protocol):
         call_index: int,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None,
-    ) -> None: ...
+    ) -> str | None: ...
 
     async def after_llm_call(self, *, job: AgentJob, record: LlmCallRecord) -> None: ...
 
@@ -101,8 +102,9 @@ class LlmCalls:
         attempt = 0
         while True:
             attempt += 1
+            call_ref = None
             if self.observer is not None:
-                await self.observer.before_llm_call(
+                call_ref = await self.observer.before_llm_call(
                     job=self.job, model=config.model, turn=turn, attempt=attempt,
                     max_tokens=config.max_tokens, call_index=self.made + 1, messages=messages, tools=tools,
                 )  # fmt: skip
@@ -112,6 +114,7 @@ class LlmCalls:
                     model=config.model, messages=messages, tools=tools, temperature=config.temperature,
                     max_tokens=config.max_tokens, timeout=config.timeout_seconds,
                     api_base=config.api_base, fallback_price=fallback_price, cacheable=cacheable,
+                    call_ref=call_ref,
                 )  # fmt: skip
             except LlmCallError as exc:
                 await self._record(LlmCallRecord(

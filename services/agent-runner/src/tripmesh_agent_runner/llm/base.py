@@ -97,9 +97,11 @@ class LlmClient(Protocol):
         api_base: str | None,
         fallback_price: ModelPrice | None = None,
         cacheable: Cacheable | None = None,
+        call_ref: str | None = None,
     ) -> LlmResponse:
         """Exactly one request to the model (no retries: the caller owns them); raises
-        LlmCallError when it fails."""
+        LlmCallError when it fails. `call_ref` (the call's ledger reservation id) travels with
+        the request, so the provider's invoice can be reconciled against the ledger."""
         ...
 
 

@@ -80,6 +80,7 @@ class CachingLlmClient:
         api_base: str | None,
         fallback_price: ModelPrice | None = None,
         cacheable: Cacheable | None = None,
+        call_ref: str | None = None,
     ) -> LlmResponse:
         key = request_key(
             model=model,
@@ -97,7 +98,7 @@ class CachingLlmClient:
             return cached
         response = await self.inner.complete(
             model=model, messages=messages, tools=tools, temperature=temperature, max_tokens=max_tokens,
-            timeout=timeout, api_base=api_base, fallback_price=fallback_price,
+            timeout=timeout, api_base=api_base, fallback_price=fallback_price, call_ref=call_ref,
         )  # fmt: skip
         if cacheable is None or cacheable(response):
             await self.cache.put(key, encode(response))

@@ -61,6 +61,9 @@ def call_error(exc: Exception, model: str, latency_ms: int) -> LlmCallError:
     )
 
 
+DEFAULT_CALL_REF_HEADER = "X-Tripmesh-Reservation-Id"
+
+
 class LitellmClient:
     """`complete()` through `litellm.acompletion`: exactly one HTTP attempt per call.
 
@@ -73,6 +76,12 @@ class LitellmClient:
     Cost of a call: the local stand-in costs `local_price` (0 unless priced in settings); any
     other model is priced by litellm's cost map, else by the caller's fallback price, else by
     CONSERVATIVE_PRICE — the last two flagged `cost_estimated`, never silently 0.
+
+    Reconciliation: a call's `call_ref` (its ledger reservation id) is sent as the
+    `call_ref_header` request header (None: not sent). A provider's request log or an
+    OpenAI-compatible proxy can then name, per billed call, the reservation the ledger holds
+    for it: settled by its usage event, or charged at its maximum when the runner died
+    between the answer and the usage event.
     """
 
     def __init__(
@@ -81,8 +90,10 @@ class LitellmClient:
         register_local_model: bool = True,
         local_price: ModelPrice | None = None,
         local_latency_seconds: float = 0.0,
+        call_ref_header: str | None = DEFAULT_CALL_REF_HEADER,
     ) -> None:
         self._litellm: Any = None
+        self.call_ref_header = call_ref_header
         self._register_local_model = register_local_model
         self.local_price = local_price or FREE
         self.local_latency_seconds = local_latency_seconds
@@ -138,6 +149,7 @@ class LitellmClient:
         api_base: str | None,
         fallback_price: ModelPrice | None = None,
         cacheable: Cacheable | None = None,
+        call_ref: str | None = None,
     ) -> LlmResponse:
         litellm = self.litellm
         kwargs: dict[str, Any] = {
@@ -155,6 +167,8 @@ class LitellmClient:
             kwargs["temperature"] = temperature
         if api_base:
             kwargs["api_base"] = api_base
+        if call_ref and self.call_ref_header:
+            kwargs["extra_headers"] = {self.call_ref_header: call_ref}
         started = time.perf_counter()
         try:
             response = await litellm.acompletion(**kwargs)

@@ -40,6 +40,7 @@ class TracedLlmClient:
         api_base: str | None,
         fallback_price: ModelPrice | None = None,
         cacheable: Cacheable | None = None,
+        call_ref: str | None = None,
     ) -> LlmResponse:
         context = structlog.contextvars.get_contextvars()
         attrs = {
@@ -58,7 +59,7 @@ class TracedLlmClient:
                 response = await self.inner.complete(
                     model=model, messages=messages, tools=tools, temperature=temperature,
                     max_tokens=max_tokens, timeout=timeout, api_base=api_base,
-                    fallback_price=fallback_price, cacheable=cacheable,
+                    fallback_price=fallback_price, cacheable=cacheable, call_ref=call_ref,
                 )  # fmt: skip
             except LlmCallError as exc:
                 if span is not None:
