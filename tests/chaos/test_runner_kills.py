@@ -2,7 +2,9 @@
 
 Four agent-runner replicas serve every agent; the LLM answers each call after 0.2-3 s (seeded),
 so kills land mid-call. While the plans run, a random runner is SIGKILLed every 5 +- 2 s and
-started again. Oracles (read from the stores, never from the services' own word):
+started again; every 4th tick SIGSTOPs one instead, for longer than AckWait, then SIGCONTs it
+(its jobs went to the others; it wakes up and finishes its stale copies). Oracles (read from
+the stores, never from the services' own word):
 
 - every plan is terminal, completed or partial (none stuck, none failed);
 - 0 duplicate ledger rows: the ledger holds exactly the distinct usage events of the USAGE
@@ -48,6 +50,7 @@ from harness import (
 )
 from reconcile import expected_ledger, ledger_charges, reconcile, until_no_open_reservations
 from report import ChaosReport
+from tripmesh_devstack import procs
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(1800)]
 
@@ -65,19 +68,41 @@ RESERVATION_TTL_S = 60.0
 after the storm the test waits until every reservation a kill left open is charged."""
 PRICE_PER_1K = (Decimal("0.0005"), Decimal("0.0015"))
 """The runners' fallback price for the stub model (harness.LlmProcess.agent_env)."""
+FREEZE_EVERY = 4
+"""Every 4th storm tick SIGSTOPs its runner instead of killing it, and SIGCONTs it FREEZE_S
+later: a frozen worker (a VM pause, a stuck GC) whose jobs pass AckWait and go to the other
+runners, then wakes up and finishes its stale copies. The oracles below must hold all the
+same: each section applied once, every billed call charged once."""
+FREEZE_S = 20.0
+"""Longer than the runners' AckWait (15 s): the frozen runner's jobs are redelivered."""
 IN_FLIGHT_GRACE = 1.0
 """A call answered this long before a kill may still be unrecorded (parse, publish, ack)."""
 
 
+async def freeze(stack: Any, index: int, report: ChaosReport) -> None:
+    """SIGSTOP a runner's process group, SIGCONT it FREEZE_S later."""
+    proc = stack.replica("agent-runner", index).proc
+    if proc is None:
+        return
+    report.fault("sigstop", target=f"agent-runner#{index}")
+    procs.signal_group(proc, signal.SIGSTOP)
+    await asyncio.sleep(FREEZE_S)
+    procs.signal_group(proc, signal.SIGCONT)
+    report.fault("sigcont", target=f"agent-runner#{index}")
+
+
 async def kill_storm(chaos: Any, report: ChaosReport, stop: asyncio.Event, rng: random.Random) -> list[float]:
-    """Every 5 +- 2 s SIGKILL a random ready runner and start it again; the kill times.
+    """Every 5 +- 2 s SIGKILL a random ready runner and start it again (every FREEZE_EVERY-th
+    tick: SIGSTOP it for FREEZE_S instead); the kill times.
 
     A tick kills only while at least MIN_READY runners are ready. A runner costs several CPU
     seconds to start (imports, connections): on two cores, a kill every 5 s regardless keeps
     every runner starting forever (measured: 0 jobs done in minutes), a measure of the
-    machine, not of the system. Skipped ticks are reported as faults of kind `tick_skipped`."""
+    machine, not of the system. Skipped ticks are reported as faults of kind `tick_skipped`.
+    A frozen runner is not ready, so no tick kills it while it is stopped."""
     stack = chaos.stack
     kills: list[float] = []
+    freezes: list[asyncio.Task[None]] = []
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), rng.uniform(3.0, 7.0))
@@ -89,10 +114,15 @@ async def kill_storm(chaos: Any, report: ChaosReport, stop: asyncio.Event, rng: 
             report.fault("tick_skipped", ready=len(running))
             continue
         index = rng.choice(running)
+        if (len(kills) + len(freezes) + 1) % FREEZE_EVERY == 0:
+            # a frozen runner does not answer /readyz: no tick picks it until it wakes
+            freezes.append(asyncio.create_task(freeze(stack, index, report)))
+            continue
         kills.append(time.time())
         report.fault("sigkill", target=f"agent-runner#{index}")
         await asyncio.to_thread(stack.kill, "agent-runner", index, signal.SIGKILL)
         await asyncio.to_thread(stack.start_replica, "agent-runner", index, False)
+    await asyncio.gather(*freezes)
     return kills
 
 
@@ -156,6 +186,7 @@ async def test_runner_kill_storm(chaos_stack: ChaosStackFactory, tier: str) -> N
         "runner_kill_storm", tier=tier, plans=plans, runner_replicas=REPLICAS, kill_every_s="5+-2",
         llm_latency_ms=chaos.llm.latency_ms, seed=1212, baseline_plans=BASELINE[tier],
         kill_only_when_ready_at_least=MIN_READY,
+        freeze_every_nth_tick=FREEZE_EVERY, freeze_s=FREEZE_S,
         **({"reduced_from": {"plans": 200}} if tier == "pr" else {}),
     ) as report:  # fmt: skip
         load = Load(stack)
@@ -212,7 +243,8 @@ async def test_runner_kill_storm(chaos_stack: ChaosStackFactory, tier: str) -> N
             duplicates_suppressed=len(events) - len({e["id"] for e in events}),
             lost=len(stuck) + len(set(by_id) - set(row_ids)),
             dead_lettered=consumers["DLQ"]["messages"], terminated=len(terminated),
-            kills=len(kills), kills_inside_llm_call=landed, calls_in_flight_at_kills=caught,
+            kills=len(kills), freezes=sum(1 for f in report.faults if f["kind"] == "sigcont"),
+            kills_inside_llm_call=landed, calls_in_flight_at_kills=caught,
             invoice_calls=len(invoice), invoice_ok=len(answered_ok), ledger_rows=len(rows),
             ledger_success_rows=len(recorded_ok), invoice_missing_from_ledger=len(matched.missing),
             invoice_calls_charged_as_estimate=matched.charged_as_estimate,

@@ -148,6 +148,11 @@ def runner_consumer(agent: AgentName | str) -> ConsumerSpec:
         durable=f"runner-{name}",
         filter_subject=subjects.agent_job(name),
         max_ack_pending=64,
+        # A runner holding a job sends an in-progress ack every ack_wait / 3 (5 s), however
+        # long its LLM calls take; AckWait is how long a job held by a runner that died waits
+        # before another runner gets it. At 30 s, the kill storm's slowest plans (p99 177 s of
+        # 22 s p50) were jobs caught by 3-4 kills in a row, each waiting out a full AckWait.
+        ack_wait_seconds=15.0,
     )
 
 
