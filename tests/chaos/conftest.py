@@ -31,6 +31,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+FULL_TIER_TIMEOUT_S = 5400
+"""A full-tier test's hard timeout (the kill storm's 1,000 plans take ~45 min here); the PR
+tier keeps each module's own. Stuck work is caught sooner by each test's liveness bounds."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--chaos-tier", default="pr") != "full":
+        return
+    for item in items:
+        if item.get_closest_marker("chaos") is not None:
+            item.add_marker(pytest.mark.timeout(FULL_TIER_TIMEOUT_S))
+
+
 @pytest.fixture(scope="session")
 def tier(request: pytest.FixtureRequest) -> str:
     return str(request.config.getoption("--chaos-tier", default="pr"))
