@@ -138,6 +138,10 @@ async def phases(broker: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "bench"))  # bench/calibration.py, shared with the other benches
+    from calibration import cpu_calibration_ms
+
+    calibration_ms = cpu_calibration_ms()  # before anything of ours runs
     work = Path(tempfile.mkdtemp(prefix="bench-reserve-"))
     nats = pg = None
     nats_url, database_url = os.environ.get("NATS_URL"), os.environ.get("DATABASE_URL")
@@ -172,7 +176,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             nats.stop()
     return {
         "started": datetime.now(UTC).isoformat(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "cpu_calibration_ms": calibration_ms,
+        },
         "args": vars(args),
         "results": results,
     }
@@ -193,6 +201,8 @@ def main() -> None:
     path.write_text(json.dumps(report, indent=2))
     lines = [
         "# svc.ledger.reserve / settle latency (real cost-ledger process, real Postgres)",
+        "",
+        f"CPU calibration {report['machine']['cpu_calibration_ms']} ms (bench/calibration.py).",
         "",
         "| phase | n | p50 ms | p95 ms | p99 ms | max ms | per second | note |",
         "|---|---|---|---|---|---|---|---|",
