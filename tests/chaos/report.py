@@ -1,4 +1,6 @@
-"""What every reliability test leaves behind: reports/reliability/<test>.json.
+"""What every reliability test leaves behind: reports/reliability/<test>.json (the PR tier)
+or reports/reliability-full/<test>.json (the full tier), so one tier's run never overwrites
+the other's evidence.
 
 A test builds one `ChaosReport`, records its parameters, every fault it injected (with the
 time), the counts it observed and each oracle's verdict, then writes it, whether the test
@@ -21,12 +23,21 @@ import json
 import math
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-REPORTS = Path(__file__).resolve().parents[2] / "reports" / "reliability"
+ROOT = Path(__file__).resolve().parents[2]
+REPORTS = ROOT / "reports" / "reliability"
+FULL_REPORTS = ROOT / "reports" / "reliability-full"
+
+
+def reports_dir(tier: str) -> Path:
+    """Where a tier's reports go: the PR tier's beside the full tier's, never over them."""
+    return REPORTS if tier == "pr" else FULL_REPORTS
+
 
 COUNTS = (
     "attempted",
@@ -61,7 +72,7 @@ class ChaosReport:
         self.extra: dict[str, Any] = {}
         self.latency: dict[str, dict[str, float | int | None]] = {}
         self.oracles: list[dict[str, Any]] = []
-        self.path = REPORTS / f"{test}.json"
+        self.path = reports_dir(tier) / f"{test}.json"
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -107,6 +118,7 @@ class ChaosReport:
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
             "duration_s": round(time.time() - self.started, 1),
             "machine": {"cpus": _cpus(), "python": platform.python_version(), "system": platform.platform()},
+            "code": _code_version(),
             "params": self.params,
             "faults": self.faults,
             "counts": self.counts,
@@ -117,7 +129,7 @@ class ChaosReport:
         }
 
     def write(self) -> Path:
-        REPORTS.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(self.as_dict(), indent=2, default=str) + "\n")
         return self.path
 
@@ -136,4 +148,18 @@ def _cpus() -> int | None:
     return os.cpu_count()
 
 
-__all__ = ["COUNTS", "REPORTS", "ChaosReport", "percentile"]
+def _code_version() -> dict[str, Any]:
+    """The commit the run measured, and whether the work tree differed from it."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": None if status is None else bool(status)}
+
+
+__all__ = ["COUNTS", "FULL_REPORTS", "REPORTS", "ChaosReport", "percentile", "reports_dir"]

@@ -25,8 +25,8 @@ def render() -> ModuleType:
     return module
 
 
-def write_report(directory: Path, test: str, *, ok: bool) -> None:
-    report = ChaosReport(test, tier="pr", plans=3)
+def write_report(directory: Path, test: str, *, ok: bool, tier: str = "pr") -> None:
+    report = ChaosReport(test, tier=tier, plans=3)
     report.path = directory / f"{test}.json"
     report.fault("sigkill", target="agent-runner#1")
     report.fault("sigkill", target="agent-runner#2")
@@ -40,7 +40,10 @@ def write_report(directory: Path, test: str, *, ok: bool) -> None:
 
 
 def readme(body: str = "old table") -> str:
-    return f"# tripmesh\n\nintro\n\n<!-- reliability:begin -->\n{body}\n<!-- reliability:end -->\n\nafter\n"
+    return (
+        f"# tripmesh\n\nintro\n\n<!-- reliability:begin -->\n{body}\n<!-- reliability:end -->\n\nmiddle\n\n"
+        f"<!-- reliability-full:begin -->\nold full\n<!-- reliability-full:end -->\n\nafter\n"
+    )
 
 
 def test_a_row_per_report_with_its_counts_faults_latency_and_verdict(
@@ -50,7 +53,8 @@ def test_a_row_per_report_with_its_counts_faults_latency_and_verdict(
     write_report(tmp_path, "nats_restart", ok=False)
     (tmp_path / "broken.json").write_text("{not json")
     table = render.table(render.load_reports(tmp_path))
-    lines = table.splitlines()
+    caption, blank, *lines = table.splitlines()
+    assert caption.startswith("Measured 20") and "commit " in caption and blank == ""
     assert lines[:2] == list(render.HEADER)
     assert [line.split("|")[1].strip() for line in lines[2:]] == ["nats restart", "runner kill storm"]
     storm = lines[3]
@@ -62,16 +66,23 @@ def test_a_row_per_report_with_its_counts_faults_latency_and_verdict(
 
 
 def test_the_readme_block_is_replaced_and_check_sees_staleness(render: ModuleType, tmp_path: Path) -> None:
-    reports, doc = tmp_path / "reports", tmp_path / "README.md"
+    reports, full, doc = tmp_path / "reports", tmp_path / "full", tmp_path / "README.md"
     reports.mkdir()
+    full.mkdir()
     write_report(reports, "postgres_down", ok=True)
+    write_report(full, "poison", ok=True, tier="full")
     doc.write_text(readme())
-    argv = ["--reports", str(reports), "--readme", str(doc)]
+    argv = ["--reports", str(reports), "--full-reports", str(full), "--readme", str(doc)]
     assert render.main([*argv, "--check"]) == 1
     assert render.main(argv) == 0
     text = doc.read_text()
-    assert "old table" not in text and "| postgres down | pr |" in text
-    assert text.startswith("# tripmesh\n\nintro\n") and text.endswith("<!-- reliability:end -->\n\nafter\n")
+    assert "old table" not in text and "old full" not in text
+    pr_block, full_block = text.split("middle")
+    assert "| postgres down | pr |" in pr_block and "poison" not in pr_block
+    assert "| poison | full |" in full_block and "postgres down" not in full_block
+    assert text.startswith("# tripmesh\n\nintro\n") and text.endswith(
+        "<!-- reliability-full:end -->\n\nafter\n"
+    )
     assert render.main([*argv, "--check"]) == 0
     assert render.main(argv) == 0 and doc.read_text() == text  # idempotent
 
@@ -82,4 +93,26 @@ def test_no_reports_says_so_and_a_readme_without_markers_is_an_error(
     assert "make test-chaos" in render.table([])
     with pytest.raises(ValueError, match="reliability:begin"):
         render.splice("# no markers\n", "x")
+    with pytest.raises(ValueError, match="reliability-full:begin"):
+        render.splice("# no markers\n", "x", "reliability-full")
     json.dumps(render.load_reports(tmp_path))  # empty dir: []
+
+
+def test_each_tier_writes_its_own_directory_and_records_the_commit(tmp_path: Path) -> None:
+    pr, full = ChaosReport("poison", tier="pr"), ChaosReport("poison", tier="full")
+    assert pr.path.parent.name == "reliability" and full.path.parent.name == "reliability-full"
+    code = pr.as_dict()["code"]
+    assert set(code) == {"commit", "dirty"}
+    assert code["commit"] is None or len(code["commit"]) >= 7
+
+
+def test_provenance_names_the_days_and_every_commit(render: ModuleType) -> None:
+    reports = [
+        {"started_at": "2026-12-04T10:00:00Z", "code": {"commit": "abc1234", "dirty": False}},
+        {"started_at": "2026-12-05T01:00:00Z", "code": {"commit": "def5678", "dirty": True}},
+        {"started_at": "2026-12-05T02:00:00Z"},
+    ]
+    line = render.provenance(reports)
+    assert (
+        line == "Measured 2026-12-04 to 2026-12-05, commit abc1234, def5678 (work tree changed), unrecorded."
+    )
