@@ -34,12 +34,13 @@ test-chaos: install ## The reliability battery, PR tier (~15 min; also part of `
 test-chaos-full: install ## The reliability battery, full tier (larger counts, longer outages; ~60 min)
 	$(PYTEST) tests/chaos --chaos-tier=full
 
-lint: install ## ruff, mypy --strict, import-linter (services never import each other), hadolint
+lint: install ## ruff, mypy --strict, import-linter (services never import each other), hadolint, README's reliability tables = the committed reports
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy libs/contracts/src libs/kit/src libs/places/src tools/devstack/src tools/tripctl/src services/gateway/src services/planner/src services/agent-runner/src services/cost-ledger/src services/vector-sync/src
 	$(UV) run --frozen lint-imports
 	$(UV) run --frozen hadolint deploy/Dockerfile
+	$(UV) run --frozen python tools/scripts/reliability_table.py --check
 
 fmt: install ## Format and auto-fix
 	$(UV) run --frozen ruff format .

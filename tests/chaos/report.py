@@ -67,6 +67,7 @@ class ChaosReport:
         self.tier = tier
         self.params: dict[str, Any] = dict(params)
         self.started = time.time()
+        self.code = _code_version()  # at the start: commits made while it runs are not what it ran
         self.faults: list[dict[str, Any]] = []
         self.counts: dict[str, int | None] = dict.fromkeys(COUNTS)
         self.extra: dict[str, Any] = {}
@@ -118,7 +119,7 @@ class ChaosReport:
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
             "duration_s": round(time.time() - self.started, 1),
             "machine": {"cpus": _cpus(), "python": platform.python_version(), "system": platform.platform()},
-            "code": _code_version(),
+            "code": self.code,
             "params": self.params,
             "faults": self.faults,
             "counts": self.counts,
