@@ -14,21 +14,30 @@ max_tokens`, rounded *up* to the ledger's 8 decimals:
 A reservation id is deterministic per (job, stream sequence, delivery, call index): the
 reserve RPC retried within one delivery gets the ledger's first decision back; a redelivered
 job makes new reservations, because it makes new calls the provider bills again.
+
+Retry owners for a reserve: the LedgerClient retries one request briefly (stamina); above it,
+`Reserver` keeps asking with the same id while the ledger cannot decide, up to
+`outage_wait_seconds`, with the job held by in-progress acks (kit.consume). Only then does the
+delivery fail and JetStream redeliver it. A ledger outage so pauses the job instead of using
+up its deliveries: the calls already made in this delivery are not made again, and the job is
+not dead-lettered because Postgres was down.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from prometheus_client import Counter
 from tripmesh_contracts.messages import AgentJob
-from tripmesh_contracts.rpc import ReserveRequest, SettleRequest
+from tripmesh_contracts.rpc import ReserveReply, ReserveRequest, SettleRequest
 from tripmesh_kit import metrics as kit_metrics
 from tripmesh_kit.logging import get_logger
 
@@ -41,6 +50,8 @@ from tripmesh_agent_runner.llm.litellm_import import load_litellm
 log = get_logger(__name__)
 
 CHARS_PER_TOKEN_ESTIMATE = 3
+OUTAGE_RETRY_MAX_SECONDS = 10.0
+"""The longest pause between two reserve attempts while the ledger cannot decide."""
 LEDGER_QUANTUM = Decimal("0.00000001")
 """The ledger keeps USD as numeric(18, 8)."""
 PRICE_DIGITS = 12
@@ -106,6 +117,10 @@ class Reserver:
     delivery: Delivery
     held: dict[int, str] = field(default_factory=dict)
     """call index -> reservation id, from the reserve until the settle."""
+    outage_wait_seconds: float = 0.0
+    """How long to keep asking a ledger that cannot decide (0: fail the delivery at once)."""
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    clock: Callable[[], float] = time.monotonic
 
     async def reserve(
         self,
@@ -127,9 +142,8 @@ class Reserver:
             amount_usd=amount, agent=job.agent.value, model=model, ttl_seconds=self.ttl_seconds,
         )  # fmt: skip
         try:
-            reply = await self.ledger.reserve(request)
+            reply = await self._ask_through_outage(job, request)
         except LedgerUnavailable as exc:
-            RESERVATIONS.labels(agent=job.agent.value, outcome="unavailable").inc()
             if exc.reason == "timeout":
                 # the ledger may have granted it with the reply lost: release it if it hears us
                 # now, else it expires (charged as an estimate, marked so)
@@ -143,6 +157,27 @@ class Reserver:
         RESERVATIONS.labels(agent=job.agent.value, outcome="granted").inc()
         self.held[call_index] = rid
         return rid
+
+    async def _ask_through_outage(self, job: AgentJob, request: ReserveRequest) -> ReserveReply:
+        """The ledger's decision, asked again (same reservation id, so a grant whose reply was
+        lost comes back as that grant) while it cannot decide, for up to outage_wait_seconds."""
+        started, delay = self.clock(), 1.0
+        while True:
+            try:
+                return await self.ledger.reserve(request)
+            except LedgerUnavailable as exc:
+                RESERVATIONS.labels(agent=job.agent.value, outcome="unavailable").inc()
+                waited = self.clock() - started
+                if not exc.retryable or waited + delay > self.outage_wait_seconds:
+                    raise
+                log.warning(
+                    "ledger_unavailable_job_held",
+                    error=str(exc)[:200],
+                    waited_s=round(waited, 1),
+                    retry_in=delay,
+                )
+                await self.sleep(delay)
+                delay = min(delay * 2, OUTAGE_RETRY_MAX_SECONDS)
 
     def reservation_of(self, call_index: int) -> str | None:
         return self.held.get(call_index)

@@ -181,6 +181,7 @@ class JobRunner:
             fallback_price=config.fallback_price,
             ttl_seconds=self.settings.reservation_ttl(config),
             delivery=delivery,
+            outage_wait_seconds=self.settings.ledger_outage_wait_seconds,
         )
 
 

@@ -8,8 +8,10 @@ infrastructure failure, never a budget decision.
 Retry owner, one per hop:
 - reserve: this client, with stamina, inside a short budget (`attempts` tries of `timeout`
   seconds each) - the same `reservation_id` on every try, so a reply lost on the way back is
-  answered again with the first decision. Past that budget the job's handler naks the job and
-  JetStream redelivers it later (its nak delays): the next hop up, with its own owner.
+  answered again with the first decision. Past that budget the Reserver (budget.py) asks
+  again, same id, while the ledger cannot decide, up to AGENT_RUNNER_LEDGER_OUTAGE_WAIT_SECONDS
+  with the job held; past that the job's handler naks the job and JetStream redelivers it
+  later (its nak delays): the next hop up, with its own owner.
 - settle: this client, same short budget; past it the caller logs and gives up (see usage.py
   for why that is safe).
 """

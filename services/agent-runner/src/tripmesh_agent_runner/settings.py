@@ -232,6 +232,12 @@ class Settings(ServiceSettings):
     """AGENT_RUNNER_LEDGER_TIMEOUT_SECONDS: one svc.ledger.* request."""
     ledger_attempts: int = Field(default=3, ge=1)
     """Tries of one ledger request before the job's delivery fails (JetStream redelivers it)."""
+    ledger_outage_wait_seconds: float = Field(default=600.0, ge=0)
+    """AGENT_RUNNER_LEDGER_OUTAGE_WAIT_SECONDS: how long a job waits for a ledger that cannot
+    decide its reservation (unreachable, or its Postgres down), held with in-progress acks,
+    before the delivery fails and JetStream redelivers it. Waiting pauses the runner instead of
+    burning the job's deliveries: at 0 (fail at once) a 150 s Postgres outage used up a job's 5
+    deliveries and dead-lettered it (issue #12's full-tier Postgres test, 2026-12-04)."""
     agent_overrides: dict[AgentName, AgentOverrides] = Field(default_factory=dict)
     provider_keys_present: list[str] = Field(default_factory=list)
 

@@ -184,11 +184,39 @@ async def test_a_denied_reservation_ends_the_agent_budget_exhausted_without_call
     assert await stream_reader.count(streams.AGENT_RESULTS.name, subjects.agent_result(plan_id)) == 1
 
 
+async def test_a_ledger_outage_holds_the_job_in_its_delivery_until_the_ledger_is_back(
+    nats_url: str, bus: Bus, stream_reader: Any, trip: PlanRequest, new_job: Callable[..., AgentJob],
+    stub: OpenAiStub,
+) -> None:  # fmt: skip
+    """Regression (issue #12, full-tier Postgres down, 2026-12-04): a job failed its delivery
+    on every reserve the ledger could not decide, so 150 s of ledger outage used up its 5
+    deliveries and dead-lettered it. Now it waits in the same delivery, under the same id."""
+    app = enforced(nats_url, stub, AgentName.WEATHER, ledger_outage_wait_seconds=120)
+    user_id, plan_id = f"u-{new_id()}", new_id()
+    job = new_job(AgentName.WEATHER, trip, user_id=user_id, plan_id=plan_id)
+
+    async def asked_four_times() -> bool:
+        return len(ledger.reserves) >= 4  # two rounds of the client's 2 tries, 1 s apart
+
+    async with FakeLedger(bus, mode="error") as ledger, app.router.lifespan_context(app):
+        seq = await publish_job(bus, job)
+        await stream_reader.until(asked_four_times)
+        assert len({r.reservation_id for r in ledger.reserves}) == 1  # one delivery, one call
+        assert not stub.calls and await stream_reader.results(plan_id) == []
+        ledger.mode = "decide"
+        result = (await stream_reader.wait_job_results(plan_id, [job.id]))[job.id]
+        await stream_reader.until(lambda: stream_reader.job_acked(seq))
+    assert result.ok, (result.error_kind, result.error)
+    # the id held through the outage was granted, and no second delivery made calls of its own
+    assert ledger.reserves[0].reservation_id in ledger.granted
+    assert len(stub.calls_of("weather")) == len(ledger.granted) == len(set(ledger.decisions)) >= 2
+
+
 async def test_a_ledger_answering_errors_fails_the_delivery_not_the_agent(
     nats_url: str, bus: Bus, stream_reader: Any, trip: PlanRequest, new_job: Callable[..., AgentJob],
     stub: OpenAiStub,
 ) -> None:  # fmt: skip
-    app = enforced(nats_url, stub, AgentName.WEATHER)
+    app = enforced(nats_url, stub, AgentName.WEATHER, ledger_outage_wait_seconds=0)
     user_id, plan_id = f"u-{new_id()}", new_id()
     job = new_job(AgentName.WEATHER, trip, user_id=user_id, plan_id=plan_id)
     async with FakeLedger(bus, mode="error") as ledger, app.router.lifespan_context(app):
@@ -212,7 +240,7 @@ async def test_a_ledger_that_does_not_answer_fails_the_delivery_and_no_llm_call_
     nats_url: str, bus: Bus, stream_reader: Any, trip: PlanRequest, new_job: Callable[..., AgentJob],
     stub: OpenAiStub,
 ) -> None:  # fmt: skip
-    app = enforced(nats_url, stub, AgentName.WEATHER)
+    app = enforced(nats_url, stub, AgentName.WEATHER, ledger_outage_wait_seconds=0)
     user_id, plan_id = f"u-{new_id()}", new_id()
     job = new_job(AgentName.WEATHER, trip, user_id=user_id, plan_id=plan_id)
     async with FakeLedger(bus, mode="silent") as ledger, app.router.lifespan_context(app):
