@@ -35,6 +35,7 @@ from tripmesh_kit.logging import bind_context, get_logger, unbind_context
 log = get_logger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 DLQ_ERROR = "Tripmesh-Dlq-Error"
 DLQ_ERROR_KIND = "Tripmesh-Dlq-Error-Kind"
@@ -104,24 +105,35 @@ async def in_progress_heartbeat(raw: Msg, every: float) -> AsyncIterator[None]:
 
 
 async def run_through_outage(
-    work: Callable[[], Awaitable[None]],
+    work: Callable[[], Awaitable[T]],
     is_store_outage: Callable[[BaseException], bool],
     *,
+    first_delay: float = 0.5,
     max_wait: float = 10.0,
     give_up_after: float = 900.0,
-) -> None:
-    """Run `work`, retrying while a store is down (the caller holds a heartbeat)."""
-    delay, started = 0.5, time.monotonic()
+    on_retry: Callable[[BaseException, float, float], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """`work`'s value, retried while a store is down (the caller holds a heartbeat).
+
+    Pauses double from `first_delay` up to `max_wait`; it gives up (re-raises) when the next
+    pause would end past `give_up_after` seconds from the first attempt. `on_retry(exc, waited,
+    delay)` replaces the default log line before each pause; the retry metric counts always."""
+    delay, started = first_delay, clock()
     while True:
         try:
-            await work()
-            return
+            return await work()
         except Exception as exc:
-            if not is_store_outage(exc) or time.monotonic() - started > give_up_after:
+            waited = clock() - started
+            if not is_store_outage(exc) or waited + delay > give_up_after:
                 raise
-            log.warning("store_unavailable_retrying", error=str(exc)[:200], retry_in=delay)
+            if on_retry is None:
+                log.warning("store_unavailable_retrying", error=str(exc)[:200], retry_in=delay)
+            else:
+                on_retry(exc, waited, delay)
             metrics.STORE_OUTAGE_RETRIES.inc()
-            await asyncio.sleep(delay)
+            await sleep(delay)
             delay = min(delay * 2, max_wait)
 
 

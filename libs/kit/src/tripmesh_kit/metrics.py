@@ -23,7 +23,8 @@ HANDLER_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 STORE_OUTAGE_RETRIES = Counter(
-    "tripmesh_store_outage_retries_total", "Handler retries while a store was unavailable"
+    "tripmesh_store_outage_retries_total",
+    "Retries while a store (Postgres, or the ledger behind a reserve) could not answer",
 )
 BUDGET_REFUSALS = Counter(
     "tripmesh_budget_refusals_total",

@@ -39,6 +39,7 @@ from prometheus_client import Counter
 from tripmesh_contracts.messages import AgentJob
 from tripmesh_contracts.rpc import ReserveReply, ReserveRequest, SettleRequest
 from tripmesh_kit import metrics as kit_metrics
+from tripmesh_kit.consume import run_through_outage
 from tripmesh_kit.logging import get_logger
 
 from tripmesh_agent_runner.agents.llm_calls import BudgetExhausted
@@ -161,23 +162,29 @@ class Reserver:
     async def _ask_through_outage(self, job: AgentJob, request: ReserveRequest) -> ReserveReply:
         """The ledger's decision, asked again (same reservation id, so a grant whose reply was
         lost comes back as that grant) while it cannot decide, for up to outage_wait_seconds."""
-        started, delay = self.clock(), 1.0
-        while True:
+
+        async def ask() -> ReserveReply:
             try:
                 return await self.ledger.reserve(request)
-            except LedgerUnavailable as exc:
+            except LedgerUnavailable:
                 RESERVATIONS.labels(agent=job.agent.value, outcome="unavailable").inc()
-                waited = self.clock() - started
-                if not exc.retryable or waited + delay > self.outage_wait_seconds:
-                    raise
-                log.warning(
-                    "ledger_unavailable_job_held",
-                    error=str(exc)[:200],
-                    waited_s=round(waited, 1),
-                    retry_in=delay,
-                )
-                await self.sleep(delay)
-                delay = min(delay * 2, OUTAGE_RETRY_MAX_SECONDS)
+                raise
+
+        def held(exc: BaseException, waited: float, delay: float) -> None:
+            log.warning(
+                "ledger_unavailable_job_held", error=str(exc)[:200], waited_s=round(waited, 1), retry_in=delay
+            )
+
+        return await run_through_outage(
+            ask,
+            lambda exc: isinstance(exc, LedgerUnavailable) and exc.retryable,
+            first_delay=1.0,
+            max_wait=OUTAGE_RETRY_MAX_SECONDS,
+            give_up_after=self.outage_wait_seconds,
+            on_retry=held,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
 
     def reservation_of(self, call_index: int) -> str | None:
         return self.held.get(call_index)
