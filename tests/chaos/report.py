@@ -149,17 +149,18 @@ def _cpus() -> int | None:
     return os.cpu_count()
 
 
-def _code_version() -> dict[str, Any]:
-    """The commit the run measured, and whether the work tree differed from it."""
+def _code_version(root: Path = ROOT) -> dict[str, Any]:
+    """The commit the run measured, and whether the work tree differed from it outside
+    `reports/` (the reports an earlier test of the same run wrote are not a code change)."""
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.SubprocessError):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)reports")
     return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": None if status is None else bool(status)}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -116,3 +117,25 @@ def test_provenance_names_the_days_and_every_commit(render: ModuleType) -> None:
     assert (
         line == "Measured 2026-12-04 to 2026-12-05, commit abc1234, def5678 (work tree changed), unrecorded."
     )
+
+
+def test_a_report_calls_the_tree_changed_for_code_but_not_for_reports(tmp_path: Path) -> None:
+    """A full-tier run rewrites committed reports test after test; those must not mark the
+    later reports' code as changed, while any other edit must."""
+    from report import _code_version
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)  # fmt: skip
+
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "a.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    assert _code_version(tmp_path)["dirty"] is False
+    (tmp_path / "reports" / "a.json").write_text('{"rewritten": true}')
+    assert _code_version(tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert _code_version(tmp_path)["dirty"] is True
