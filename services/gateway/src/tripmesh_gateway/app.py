@@ -56,7 +56,7 @@ def build_runtime(settings: Settings) -> Runtime:
     broker = make_broker(settings.nats_url, "gateway")
     # autocommit: a lone statement (the session lookup, the rate counter, the plan's index
     # row and its publish mark on every POST) costs one round trip, not three; what must be
-    # atomic (refresh-token rotation, session revocation) opens its own `conn.transaction()` (#13)
+    # atomic (refresh-token rotation, sign-up) opens its own `conn.transaction()` (#13)
     pool = make_pool(
         settings.database_url, name="gateway", max_size=settings.db_pool_max_size, autocommit=True
     )
