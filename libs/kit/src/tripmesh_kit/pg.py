@@ -6,10 +6,8 @@ advisory lock, so several replicas starting at once apply each migration exactly
 
 from __future__ import annotations
 
-import time
-import weakref
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -86,69 +84,23 @@ def is_store_outage(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.errors.AdminShutdown | psycopg.errors.CannotConnectNow)
 
 
-FRESH_CONNECTION_SECONDS = 1.0
-"""A connection handed back to its pool this recently is lent again without a check."""
-
-
-class CheckUnlessRecent:
-    """A pool `check` that skips connections returned to the pool within `fresh_seconds`.
-
-    psycopg_pool's `check_connection` is a round trip to Postgres on *every* checkout; under
-    load a connection is lent again milliseconds after it came back, and the check was ~10 % of
-    the gateway's CPU per POST and one extra round trip per checkout in every service (#13).
-    The check exists to find connections a Postgres restart broke while they sat idle; one
-    returned less than a second ago was working then. If Postgres did go away within that
-    second, the first statement fails with OperationalError - an outage every service already
-    waits out (`is_store_outage`), and the pool discards the broken connection.
-    """
-
-    def __init__(
-        self, fresh_seconds: float = FRESH_CONNECTION_SECONDS, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.fresh_seconds = fresh_seconds
-        self._clock = clock
-        self._returned: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
-            weakref.WeakKeyDictionary()
-        )
-        self.checks_skipped = 0
-
-    async def returned(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """The pool's `reset` callback: the connection came back, idle and working."""
-        self._returned[conn] = self._clock()
-
-    async def check(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        back_at = self._returned.get(conn)
-        if back_at is not None and self._clock() - back_at < self.fresh_seconds:
-            self.checks_skipped += 1
-            return
-        await psycopg_pool.AsyncConnectionPool.check_connection(conn)
-
-
 def make_pool(
     conninfo: str,
     *,
     name: str,
     min_size: int = 1,
     max_size: int = 10,
-    autocommit: bool = False,
 ) -> psycopg_pool.AsyncConnectionPool:
-    """An async pool that opens lazily and survives Postgres restarts (connections idle for a
-    second or more are checked before they are lent: CheckUnlessRecent).
-
-    `autocommit=True` saves a lone statement its BEGIN and COMMIT, two round trips of three;
-    a caller that wants several statements atomic must then say so with `conn.transaction()`
-    (which it should anyway). Off by default: a service turns it on after checking that."""
-    recent = CheckUnlessRecent()
+    """An async pool that opens lazily and survives Postgres restarts (connections checked)."""
     return psycopg_pool.AsyncConnectionPool(
         conninfo,
         name=name,
         min_size=min_size,
         max_size=max_size,
         open=False,
-        check=recent.check,
-        reset=recent.returned,
+        check=psycopg_pool.AsyncConnectionPool.check_connection,
         reconnect_timeout=0,  # keep trying forever; readiness reports the outage meanwhile
-        kwargs={"autocommit": autocommit},
+        kwargs={"autocommit": False},
     )
 
 

@@ -19,7 +19,6 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 from tripmesh_kit.consume import TransientError
-from tripmesh_kit.pg import CheckUnlessRecent
 
 from tripmesh_planner import metrics
 
@@ -81,15 +80,13 @@ def make_lock_pool(conninfo: str, size: int, timeout_seconds: float) -> AsyncCon
     async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(f"SET lock_timeout = {timeout_ms}")
 
-    recent = CheckUnlessRecent()
     return AsyncConnectionPool(
         conninfo,
         name="planner-locks",
         min_size=1,
         max_size=size,
         open=False,
-        check=recent.check,
-        reset=recent.returned,
+        check=AsyncConnectionPool.check_connection,
         configure=configure,
         reconnect_timeout=0,
         kwargs={"autocommit": True},
