@@ -24,7 +24,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command
+from langgraph.types import Command, Interrupt
 from tripmesh_contracts.plans import Stage
 from tripmesh_kit import telemetry
 from tripmesh_kit.logging import get_logger
@@ -103,8 +103,9 @@ class Engine:
                 # what a replica stored but died before announcing goes out before the stage
                 # moves on, never after it (announce.py)
                 await announce_round(self.rt, run.run_id, Stage(waiting["stage"]), int(waiting["round"]))
-            await self._invoke(Command(resume=resume), config, "resume", plan)
-            return True
+            return await self._due_after(
+                await self._invoke(Command(resume=resume), config, "resume", plan), run
+            )
         if snap.next or snap.tasks:
             # `next` lists the nodes of the step still to run. A step whose nodes all finished
             # (LangGraph stored their writes) but whose checkpoint was never written - the
@@ -112,17 +113,39 @@ class Engine:
             # the stored writes and moves on. A finished graph has no tasks left.
             pending = list(snap.next) or [task.name for task in snap.tasks]
             log.info("graph_continued_after_interruption", plan_id=plan_id, next=pending)
-            await self._invoke(None, config, "continue", plan)
-            return True
+            return await self._due_after(await self._invoke(None, config, "continue", plan), run)
         if not snap.values:
             if run.state != "active":
                 return False
             parent = await self.rt.store.run_of_version(plan_id, run.parent_version)
-            await self._invoke(initial_state(plan, run, parent), config, "start", plan)
-            return True
+            return await self._due_after(
+                await self._invoke(initial_state(plan, run, parent), config, "start", plan), run
+            )
         if run.state == "finished":
             return await self.rt.store.activate_next_queued(plan_id) is not None
         return False
+
+    async def _due_after(self, interrupts: tuple[Interrupt, ...], run: RunRow) -> bool:
+        """Whether another step may be due right after an invocation, decided without
+        re-reading the plan, the run and the checkpoint (#13: that re-read cost four
+        statements and a checkpoint decode per advance, and almost always found nothing).
+
+        Stopping is safe because every trigger stores its fact and only then calls
+        `advance`, which waits for this lock: a result, decision or cancel that arrived
+        during the invocation gets its own step. What no trigger will repeat is a fact
+        stored before the invocation, `run` as read then: a cancel, a decision (the graph
+        reached the approval after a crash), or a round whose jobs were all answered before
+        a crash made their stage dispatch again (job ids are deterministic). A graph that
+        ran to its end takes the full step: a queued revision may start."""
+        if not interrupts or run.cancel_requested:
+            return True
+        waiting = interrupts[0].value
+        if waiting.get("kind") == "approval":
+            return run.decision is not None
+        outcomes = await self.rt.executions.round_outcomes(
+            run.run_id, Stage(waiting["stage"]), int(waiting["round"])
+        )
+        return outcomes is not None
 
     async def _resume_value(self, run: RunRow, waiting: dict[str, Any]) -> dict[str, Any] | None:
         if run.cancel_requested:
@@ -134,7 +157,10 @@ class Engine:
         )
         return None if outcomes is None else {"outcomes": outcomes}
 
-    async def _invoke(self, payload: Any, config: RunnableConfig, kind: str, plan: PlanRow) -> None:
+    async def _invoke(
+        self, payload: Any, config: RunnableConfig, kind: str, plan: PlanRow
+    ) -> tuple[Interrupt, ...]:
+        """Run the graph until it interrupts or ends; the interrupts it stopped at."""
         metrics.GRAPH_STEPS.labels(kind=kind).inc()
         # a resume is caused by the message being handled (the last agent result of a round,
         # a decision, a cancel): its span links to that message's producer
@@ -143,4 +169,5 @@ class Engine:
         with telemetry.span(f"planner.graph {kind}", attrs, links=links):
             # durability="sync": the checkpoint of each step is written before the next step
             # starts, so a crash never loses a step whose side effects already happened.
-            await self.graph.ainvoke(payload, config, durability="sync")
+            output = await self.graph.ainvoke(payload, config, durability="sync", version="v2")
+        return output.interrupts
