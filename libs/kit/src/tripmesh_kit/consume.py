@@ -31,6 +31,7 @@ from tripmesh_contracts.streams import ConsumerSpec
 from tripmesh_kit import metrics, telemetry
 from tripmesh_kit.bus import MSG_ID, Bus
 from tripmesh_kit.logging import bind_context, get_logger, unbind_context
+from tripmesh_kit.loops import pause
 
 log = get_logger(__name__)
 
@@ -91,7 +92,7 @@ async def in_progress_heartbeat(raw: Msg, every: float) -> AsyncIterator[None]:
 
     async def beat() -> None:
         while True:
-            await asyncio.sleep(every)
+            await pause(every)
             with contextlib.suppress(Exception):
                 await raw.in_progress()
 

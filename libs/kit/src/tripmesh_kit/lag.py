@@ -17,6 +17,7 @@ from prometheus_client import Gauge
 from tripmesh_contracts.streams import DLQ, ConsumerSpec
 
 from tripmesh_kit.logging import get_logger
+from tripmesh_kit.loops import pause
 
 log = get_logger(__name__)
 
@@ -96,7 +97,7 @@ async def poll_lag(
                 await refresh_dlq(js)
         except Exception as exc:  # not connected yet
             log.debug("lag_poll_failed", error=str(exc)[:200])
-        await asyncio.sleep(every)
+        await pause(every)
 
 
 def start_lag_poller(

@@ -33,6 +33,7 @@ from tripmesh_kit import pg
 from tripmesh_kit.bus import Bus
 from tripmesh_kit.consume import dead_letter, nak_delay, run_through_outage
 from tripmesh_kit.logging import get_logger
+from tripmesh_kit.loops import pause
 
 from tripmesh_cost_ledger import metrics
 from tripmesh_cost_ledger.domain import DECODE_ERRORS, UsageRow, decode_usage
@@ -216,7 +217,7 @@ class BatchIngestor:
 
         async def beat() -> None:
             while True:
-                await asyncio.sleep(every)
+                await pause(every)
                 for raw in raws:
                     with contextlib.suppress(Exception):
                         await raw.in_progress()

@@ -23,6 +23,7 @@ from tripmesh_contracts.ids import stable_id
 from tripmesh_contracts.rpc import CostAlertView
 from tripmesh_kit.bus import Bus
 from tripmesh_kit.logging import get_logger
+from tripmesh_kit.loops import pause
 
 from tripmesh_cost_ledger import metrics
 from tripmesh_cost_ledger.alerts_store import AlertStore
@@ -120,7 +121,7 @@ class LedgerSweeper:
                 await self.sweep_once()
             except Exception as exc:  # the database or the bus may be down: next interval
                 log.warning("ledger_sweep_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-            await asyncio.sleep(self.interval_seconds)
+            await pause(self.interval_seconds)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run_forever(), name="ledger-sweeper")

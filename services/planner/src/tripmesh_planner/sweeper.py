@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 
 from tripmesh_kit.logging import get_logger
+from tripmesh_kit.loops import pause
 
 from tripmesh_planner import metrics
 from tripmesh_planner.announce import announce
@@ -63,7 +64,7 @@ class Sweeper:
                 await self.sweep_once()
             except Exception as exc:  # the database may be down: try again next interval
                 log.warning("sweep_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-            await asyncio.sleep(self.rt.settings.sweeper_interval_seconds)
+            await pause(self.rt.settings.sweeper_interval_seconds)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run_forever(), name="planner-sweeper")
