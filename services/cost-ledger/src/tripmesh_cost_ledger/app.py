@@ -48,7 +48,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger=logging.getLogger("tripmesh.faststream"),
     )
     bus = Bus(broker)
-    pool = make_pool(settings.database_url, name="cost-ledger", max_size=settings.db_pool_size)
+    # autocommit: a lone statement (settle, reads) costs one round trip, not three; the
+    # reserve, ingest and expiry each open their own `conn.transaction()` (#13)
+    pool = make_pool(
+        settings.database_url, name="cost-ledger", max_size=settings.db_pool_size, autocommit=True
+    )
     tier_caps = settings.tier_caps()
     store = LedgerStore(pool, tier_caps=tier_caps, plan_cap_default=settings.plan_cap_usd)
     reservations = ReservationStore(pool, tier_caps, settings.plan_cap_usd)

@@ -54,7 +54,12 @@ def nats_credential_issuer(settings: Settings, key: bytes) -> NatsCredentialIssu
 
 def build_runtime(settings: Settings) -> Runtime:
     broker = make_broker(settings.nats_url, "gateway")
-    pool = make_pool(settings.database_url, name="gateway", max_size=settings.db_pool_max_size)
+    # autocommit: a lone statement (the session lookup, the rate counter, the plan's index
+    # row and its publish mark on every POST) costs one round trip, not three; what must be
+    # atomic (refresh-token rotation, session revocation) opens its own `conn.transaction()` (#13)
+    pool = make_pool(
+        settings.database_url, name="gateway", max_size=settings.db_pool_max_size, autocommit=True
+    )
     signer = TokenSigner(
         key=load_signing_key(settings),
         issuer=settings.jwt_issuer,

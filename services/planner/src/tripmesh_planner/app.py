@@ -60,7 +60,10 @@ class PlannerService:
             logger=logging.getLogger("faststream.planner"),
         )
         self.bus = Bus(self.broker)
-        self.pool = make_pool(dsn, name="planner", max_size=settings.db_pool_size)
+        # autocommit: a lone read or update costs one round trip, not three (BEGIN, it,
+        # COMMIT); every multi-statement write in store.py / executions.py opens its own
+        # `conn.transaction()` (#13)
+        self.pool = make_pool(dsn, name="planner", max_size=settings.db_pool_size, autocommit=True)
         self.lock_pool = make_lock_pool(
             dsn, size=settings.lock_pool_size, timeout_seconds=settings.lock_timeout_seconds
         )

@@ -10,7 +10,7 @@ import psycopg
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
-from tripmesh_kit.pg import ensure_schema
+from tripmesh_kit.pg import CheckUnlessRecent, ensure_schema
 
 
 def connection_kwargs(schema: str) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def make_checkpoint_pool(conninfo: str, schema: str, size: int) -> AsyncConnecti
         min_size=1,
         max_size=size,
         open=False,
-        check=AsyncConnectionPool.check_connection,
+        check=CheckUnlessRecent().check,
         reconnect_timeout=0,
         kwargs=connection_kwargs(schema),
     )

@@ -116,7 +116,7 @@ class Executions(SchemaStore):
             return [AgentJob.model_validate(r[0]) for r in await cur.fetchall()]
 
     async def mark_published(self, job_id: str) -> None:
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn:  # one statement: autocommit (app.py)
             await conn.execute(
                 self.q(
                     "UPDATE {s}.agent_executions SET published_at = now()"
@@ -264,7 +264,7 @@ class Executions(SchemaStore):
             return [AgentJob.model_validate(r[0]) for r in await cur.fetchall()]
 
     async def mark_announced(self, job_id: str) -> None:
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn:  # one statement: autocommit (app.py)
             await conn.execute(
                 self.q(
                     "UPDATE {s}.agent_executions SET announced_at = now()"

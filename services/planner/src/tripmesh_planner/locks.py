@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 from tripmesh_kit.consume import TransientError
+from tripmesh_kit.pg import CheckUnlessRecent
 
 from tripmesh_planner import metrics
 
@@ -86,7 +87,7 @@ def make_lock_pool(conninfo: str, size: int, timeout_seconds: float) -> AsyncCon
         min_size=1,
         max_size=size,
         open=False,
-        check=AsyncConnectionPool.check_connection,
+        check=CheckUnlessRecent().check,
         configure=configure,
         reconnect_timeout=0,
         kwargs={"autocommit": True},

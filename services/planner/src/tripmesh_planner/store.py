@@ -329,7 +329,7 @@ class Store(SchemaStore):
     ) -> int:
         """Move a running plan's status/stage/percentage (never backwards, never out of a
         terminal status); returns the percentage to report."""
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn:  # one statement: autocommit (app.py)
             row = await self._one(
                 conn,
                 self.q(
@@ -422,7 +422,7 @@ class Store(SchemaStore):
     async def mark_announced(self, run_id: str) -> float | None:
         """Seconds from the run's acceptance (the command's arrival) to now, when this call
         announced it; None when an earlier attempt did (a finalize that ran twice)."""
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn:  # one statement: autocommit (app.py)
             row = await self._one(
                 conn,
                 "UPDATE {s}.runs SET announced_at = now() WHERE run_id = %s AND announced_at IS NULL"
