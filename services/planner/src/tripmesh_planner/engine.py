@@ -136,16 +136,11 @@ class Engine:
         stored before the invocation, `run` as read then: a cancel, a decision (the graph
         reached the approval after a crash), or a round whose jobs were all answered before
         a crash made their stage dispatch again (job ids are deterministic). A graph that
-        ran to its end takes the full step: a queued revision may start."""
-        if not interrupts or run.cancel_requested:
+        ran to its end takes the full step: a queued revision may start. Due or not is the
+        question `_resume_value` answers for the next step, asked of the same `run`."""
+        if not interrupts:
             return True
-        waiting = interrupts[0].value
-        if waiting.get("kind") == "approval":
-            return run.decision is not None
-        outcomes = await self.rt.executions.round_outcomes(
-            run.run_id, Stage(waiting["stage"]), int(waiting["round"])
-        )
-        return outcomes is not None
+        return await self._resume_value(run, interrupts[0].value) is not None
 
     async def _resume_value(self, run: RunRow, waiting: dict[str, Any]) -> dict[str, Any] | None:
         if run.cancel_requested:
