@@ -93,11 +93,23 @@ class Emitter:
         if move_plan:
             # a plan waiting for the user says why (the API shows it as status_reason)
             reason = message if status is PlanStatus.AWAITING_APPROVAL else None
-            percentage = await self.store.set_progress(
-                run.plan_id, run.run_id, status, stage.value if stage else None, percentage, reason
-            )
+            percentage = await self.move_plan(run, status, stage, percentage, reason)
         event = plan_event(
             run, kind, status=status, key=key, stage=stage, agent=agent,
             percentage=percentage, message=message, data=data,
         )  # fmt: skip
         await self.bus.publish(event, subjects.plan_event(run.user_id, run.plan_id, kind))
+
+    async def move_plan(
+        self,
+        run: RunRef,
+        status: PlanStatus,
+        stage: Stage | None,
+        percentage: int,
+        reason: str | None = None,
+    ) -> int:
+        """Record status/stage/percentage on the plan row; returns the percentage to report
+        (it never goes backwards)."""
+        return await self.store.set_progress(
+            run.plan_id, run.run_id, status, stage.value if stage else None, percentage, reason
+        )

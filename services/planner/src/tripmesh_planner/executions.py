@@ -115,14 +115,14 @@ class Executions(SchemaStore):
             )
             return [AgentJob.model_validate(r[0]) for r in await cur.fetchall()]
 
-    async def mark_published(self, job_id: str) -> None:
+    async def mark_published(self, job_ids: list[str]) -> None:
         async with self.pool.connection() as conn:  # one statement: autocommit (app.py)
             await conn.execute(
                 self.q(
                     "UPDATE {s}.agent_executions SET published_at = now()"
-                    " WHERE job_id = %s AND published_at IS NULL"
+                    " WHERE job_id = ANY(%s) AND published_at IS NULL"
                 ),
-                (job_id,),
+                (job_ids,),
             )
 
     async def get(self, job_id: str) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,13 +30,11 @@ class Runtime:
         """Record jobs as pending, then publish those not yet published. Recording first
         means a job is never out without a row to take its result; a crash in between
         leaves an unpublished row that the sweeper publishes (same id)."""
-        progress: dict[tuple[str, str, int], tuple[int, int]] = {}
+        rounds: dict[tuple[str, str, int], list[AgentJob]] = {}
         for job in await self.executions.record(jobs):
-            # a stage's jobs share their round: its progress is read once, not once per job
-            key = (job.run_id, job.stage.value, job.round)
-            if key not in progress:
-                progress[key] = await self.executions.round_progress(job.run_id, job.stage, job.round)
-            await self.publish_recorded(job, progress[key])
+            rounds.setdefault((job.run_id, job.stage.value, job.round), []).append(job)
+        for round_jobs in rounds.values():
+            await self.publish_recorded(round_jobs)
 
     async def reuse_previous(self, jobs: list[AgentJob], state: Any) -> list[AgentJob]:
         """Settle the jobs a revision can take from its parent run; returns the rest."""
@@ -68,11 +67,32 @@ class Runtime:
             await self.executions.mark_announced(job.id)
         return remaining
 
-    async def publish_recorded(self, job: AgentJob, progress: tuple[int, int] | None = None) -> None:
+    async def publish_recorded(self, jobs: list[AgentJob]) -> None:
+        """Announce and publish recorded jobs of one round. The round's progress is read
+        once and the plan row moved once for all of them (issue #13: one statement each
+        per round, not per job), and the jobs go out concurrently."""
+        first = jobs[0]
+        done, total = await self.executions.round_progress(first.run_id, first.stage, first.round)
+        percentage = await self.emitter.move_plan(
+            RunRef.of_job(first),
+            PlanStatus.PROCESSING,
+            first.stage,
+            domain.progress(first.stage, done, total),
+        )
+        # every publish is awaited before anything is raised: none is left running behind
+        # the caller; the first failure is raised as itself (its type decides the retry)
+        outcomes = await asyncio.gather(
+            *(self._announce_then_publish(job, percentage) for job in jobs), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        await self.executions.mark_published([job.id for job in jobs])
+
+    async def _announce_then_publish(self, job: AgentJob, percentage: int) -> None:
         # agent_started goes out before the job: announced after it, a fast agent's
         # agent_completed could come first (seen in the e2e tests). A crash between the two
         # leaves the job unpublished; the sweeper publishes it and re-emits (same event id).
-        done, total = progress or await self.executions.round_progress(job.run_id, job.stage, job.round)
         await self.emitter.emit(
             RunRef.of_job(job),
             EventKind.AGENT_STARTED,
@@ -80,8 +100,8 @@ class Runtime:
             key=(job.id,),
             stage=job.stage,
             agent=job.agent,
-            percentage=domain.progress(job.stage, done, total),
+            percentage=percentage,
             data={"job_id": job.id, "attempt": job.attempt, "round": job.round},
+            move_plan=False,
         )
         await self.bus.publish(job, subjects.agent_job(job.agent))
-        await self.executions.mark_published(job.id)

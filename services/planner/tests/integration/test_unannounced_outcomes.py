@@ -72,13 +72,13 @@ async def test_agent_started_is_announced_before_a_fast_agents_result(harness: H
     executions = harness.planner.executions
     mark_published = executions.mark_published
 
-    async def after_the_result_was_announced(job_id: str) -> None:
+    async def after_the_result_was_announced(job_ids: list[str]) -> None:
         async def announced() -> bool:
-            row = await executions.get(job_id)
-            return row is not None and row["announced_at"] is not None
+            rows = [await executions.get(job_id) for job_id in job_ids]
+            return all(row is not None and row["announced_at"] is not None for row in rows)
 
-        await wait_for(announced, f"result of {job_id} announced")
-        await mark_published(job_id)
+        await wait_for(announced, f"results of {job_ids} announced")
+        await mark_published(job_ids)
 
     executions.mark_published = after_the_result_was_announced  # type: ignore[method-assign]
     cmd = await harness.create()
