@@ -56,6 +56,13 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.0f}"
 
 
+def _not_completed(r: dict[str, Any]) -> str:
+    """Plans that ended other than `completed` (partial, failed, cancelled), by status: they
+    count as plans (they reached a terminal event), but a fast failure is not throughput."""
+    others = {k: v for k, v in r["statuses"].items() if k != "completed"}
+    return ", ".join(f"{v} {k}" for k, v in sorted(others.items())) or "0"
+
+
 def _point_key(r: dict[str, Any]) -> tuple[float, str, float]:
     load = r["clients"] if r["mode"] == "closed" else r["offered_plans_per_second"]
     return (r["llm_latency_ms"], r["mode"], float(load))
@@ -154,9 +161,9 @@ def markdown(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "| system | LLM ms | load | plans | plans/s | p50 ms | p95 ms | p99 ms | errors | stack CPU s/plan"
-        " | stack peak PSS MB | machine busy |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| system | LLM ms | load | plans | not completed | plans/s | p50 ms | p95 ms | p99 ms | errors"
+        " | stack CPU s/plan | stack peak PSS MB | machine busy |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["results"]:
         lat = r["latency_seconds"]
@@ -164,7 +171,8 @@ def markdown(report: dict[str, Any]) -> str:
         load = f"{r['clients']} clients" if r["mode"] == "closed" else f"open {offered:g}/s"
         per_plan = r["stack_cpu_seconds_per_plan"]
         lines.append(
-            f"| {r['system']} | {r['llm_latency_ms']:g} | {load} | {r['plans']} | {r['plans_per_second']:.2f}"
+            f"| {r['system']} | {r['llm_latency_ms']:g} | {load} | {r['plans']} | {_not_completed(r)}"
+            f" | {r['plans_per_second']:.2f}"
             f" | {_ms(lat['p50'])} | {_ms(lat['p95'])} | {_ms(lat['p99'])} | {r['errors']}"
             f" | {'-' if per_plan is None else f'{per_plan:.3f}'} | {r['stack_peak_pss_mb']:.0f}"
             f" | {r['machine_busy_fraction']:.0%} |"

@@ -71,7 +71,21 @@ async def measure_system(system: System, llm: LlmServer, args: argparse.Namespac
     for spec in args.points:
         print(f"[{system.name}] {spec.label}: warm-up {timing.warmup_seconds:g} s, window", flush=True)
         result = await loops.measure(system, llm, spec, tokens, timing)
-        print(json.dumps({k: result[k] for k in ("plans", "plans_per_second", "latency_seconds", "errors")}))
+        print(
+            json.dumps(
+                {
+                    k: result[k]
+                    for k in (
+                        "plans",
+                        "statuses",
+                        "plans_per_second",
+                        "latency_seconds",
+                        "errors",
+                        "error_kinds",
+                    )
+                }
+            )
+        )
         results.append(result)
     return results
 

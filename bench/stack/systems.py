@@ -20,6 +20,15 @@ from tripmesh_devstack.supervisor import Stack
 from bench.stack.control.system import ControlSystem
 from bench.stack.llm_server import LlmServer
 
+BENCH_SPEND_CAPS = {
+    # The bench's users sign up on the free tier ($1 a day): a whole `make bench` runs ~150
+    # plans per user and reached that cap in its 500 ms points, where every POST then got a
+    # 402. The caps are raised, not switched off: the runner still reserves every LLM call
+    # against them in the ledger, so the measured work is the product's.
+    "COST_LEDGER_FREE_DAILY_CAP_USD": "1000000",
+    "COST_LEDGER_FREE_MONTHLY_CAP_USD": "1000000",
+}
+
 
 class System(Protocol):
     name: str
@@ -58,7 +67,7 @@ class TripmeshStack:
             runner_env["AGENT_RUNNER_CONCURRENCY"] = str(runner_concurrency)
         services = default_services(free_ports=True, env={"agent-runner": runner_env})
         self.console: TextIO = (workdir / "stack-console.log").open("w")
-        env = {"LOG_FORMAT": "json", "LOG_LEVEL": "WARNING", **LOAD_TEST_LIMITS}
+        env = {"LOG_FORMAT": "json", "LOG_LEVEL": "WARNING", **LOAD_TEST_LIMITS, **BENCH_SPEND_CAPS}
         self.stack = Stack(workdir / "data", services, console=self.console, env=env)
 
     @property
