@@ -26,7 +26,7 @@ from typing import Any
 from bench.stack import loops, meters, report
 from bench.stack.llm_server import LlmServer
 from bench.stack.systems import SYSTEMS, System
-from bench.stack.workload import sign_up
+from bench.stack.workload import create_user, log_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,11 +65,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def measure_system(system: System, llm: LlmServer, args: argparse.Namespace) -> list[dict[str, Any]]:
     users = max(1, min(args.users, max(int(pt.load) for pt in args.points)))
-    tokens = [await sign_up(system.url) for _ in range(users)]
+    emails = [await create_user(system.url) for _ in range(users)]
     timing = loops.Timing(args.warmup_seconds, args.window_seconds, args.max_plans, args.drain_seconds)
     results = []
     for spec in args.points:
         print(f"[{system.name}] {spec.label}: warm-up {timing.warmup_seconds:g} s, window", flush=True)
+        # fresh tokens per point: an access token lives 15 minutes, and a whole run is longer
+        # (signed up once, the 500 ms open-loop points got only 401s)
+        tokens = [await log_in(system.url, email) for email in emails]
         result = await loops.measure(system, llm, spec, tokens, timing)
         print(
             json.dumps(

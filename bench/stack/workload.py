@@ -59,11 +59,22 @@ class PlanResult:
 
 async def sign_up(base_url: str) -> str:
     """A new user; its access token."""
+    return await log_in(base_url, await create_user(base_url))
+
+
+async def create_user(base_url: str) -> str:
+    """A new user; its email (log in with `log_in`)."""
     tag = uuid.uuid4().hex[:12]
     email = f"bench-{tag}@example.com"
     body = {"email": email, "username": f"bench_{tag}", "password": PASSWORD, "password_confirm": PASSWORD}
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
         (await http.post("/api/v1/auth/signup", json=body)).raise_for_status()
+    return email
+
+
+async def log_in(base_url: str, email: str) -> str:
+    """A fresh access token for a user `create_user` made."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
         r = await http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
         r.raise_for_status()
         return str(r.json()["access_token"])
