@@ -1,7 +1,7 @@
 """Measure vector-sync as operators run it (issue #7): sync lag under a burst, search p99 at
 N points, embed time per plan. Writes reports/bench/vectors-<timestamp>.{json,md}.
 
-  uv run python bench/vectors/measure.py [--burst 500] [--points 5000] [--users 10]
+  uv run python bench/vectors/measure.py [--burst 500] [--rate 0] [--points 5000] [--users 10]
                                          [--searches 200]
 
 What it does:
@@ -9,7 +9,8 @@ What it does:
    process `python -m tripmesh_vector_sync` configured only by env (as `make up` does), on
    local Qdrant storage in a temp data dir, with LOG_LEVEL=DEBUG and JSON logs;
 2. publishes `--burst` PlanChanged messages (realistic snapshots, `--users` users) as fast
-   as JetStream acks them; per-message lag = the service's `plan_change_applied` log
+   as JetStream acks them, or `--rate` per second (the lag of a change that does not queue
+   behind hundreds of others); per-message lag = the service's `plan_change_applied` log
    timestamp (written after the plan point is upserted, i.e. searchable) minus the
    message's occurred_at (stamped just before its publish; same machine clock). The
    /metrics histogram `tripmesh_vector_sync_lag_seconds` (same interval) is reported too;
@@ -201,7 +202,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         burst = changes(0, args.burst, args.users)
         published: dict[str, datetime] = {}
         t0 = time.perf_counter()
-        for change in burst:
+        for i, change in enumerate(burst):
+            if args.rate > 0:  # paced: the lag of a change that does not queue behind a burst
+                await asyncio.sleep(max(0.0, t0 + i / args.rate - time.perf_counter()))
             change = change.model_copy(update={"occurred_at": datetime.now(UTC)})
             published[change.plan_id] = change.occurred_at
             await bus.publish(change, subjects.plan_changed(change.plan_id))
@@ -213,6 +216,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             hist = lag_histogram((await client.get(f"http://127.0.0.1:{port}/metrics")).text)
         result["sync_lag"] = {
             "burst": args.burst,
+            "rate": args.rate,
             "users": args.users,
             "publish_seconds": round(publish_seconds, 2),
             "burst_drained_seconds": round(drain, 2),
@@ -268,12 +272,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _lag_load(lag: dict[str, Any]) -> str:
+    rate = lag.get("rate") or 0
+    return f"{lag['burst']} changes at {rate:g}/s" if rate > 0 else f"burst of {lag['burst']}"
+
+
 def markdown(result: dict[str, Any], command: str) -> str:
     lag = result["sync_lag"]
     rows = [
         "| measure | n | p50 | p99 | max | mean |",
         "|---|---|---|---|---|---|",
-        f"| sync lag, burst of {lag['burst']} (publish → point written) | {lag['burst']} "
+        f"| sync lag, {_lag_load(lag)} (publish → point written) | {lag['burst']} "
         f"| {lag['p50_s']} s | {lag['p99_s']} s | {lag['max_s']} s | {lag['mean_s']} s |",
     ]
     for key, label in (
@@ -317,6 +326,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--burst", type=int, default=500, help="plan changes published as one burst")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="publish the --burst changes at this many per second (0: at once)",
+    )
     parser.add_argument("--points", type=int, default=5000, help="plans in the collection when searching")
     parser.add_argument("--users", type=int, default=10, help="distinct users owning the plans")
     parser.add_argument("--searches", type=int, default=200, help="timed requests per search kind")
