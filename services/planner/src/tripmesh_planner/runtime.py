@@ -30,11 +30,7 @@ class Runtime:
         """Record jobs as pending, then publish those not yet published. Recording first
         means a job is never out without a row to take its result; a crash in between
         leaves an unpublished row that the sweeper publishes (same id)."""
-        rounds: dict[tuple[str, str, int], list[AgentJob]] = {}
-        for job in await self.executions.record(jobs):
-            rounds.setdefault((job.run_id, job.stage.value, job.round), []).append(job)
-        for round_jobs in rounds.values():
-            await self.publish_recorded(round_jobs)
+        await self.publish_recorded(await self.executions.record(jobs))
 
     async def reuse_previous(self, jobs: list[AgentJob], state: Any) -> list[AgentJob]:
         """Settle the jobs a revision can take from its parent run; returns the rest."""
@@ -68,9 +64,18 @@ class Runtime:
         return remaining
 
     async def publish_recorded(self, jobs: list[AgentJob]) -> None:
-        """Announce and publish recorded jobs of one round. The round's progress is read
-        once and the plan row moved once for all of them (issue #13: one statement each
-        per round, not per job), and the jobs go out concurrently."""
+        """Announce and publish recorded jobs (a stage's, or those the sweeper found
+        unpublished), round by round."""
+        rounds: dict[tuple[str, str, int], list[AgentJob]] = {}
+        for job in jobs:
+            rounds.setdefault((job.run_id, job.stage.value, job.round), []).append(job)
+        for round_jobs in rounds.values():
+            await self._publish_round(round_jobs)
+
+    async def _publish_round(self, jobs: list[AgentJob]) -> None:
+        """The round's progress is read once and the plan row moved once for all its jobs
+        (issue #13: one statement each per round, not per job), and the jobs go out
+        concurrently."""
         first = jobs[0]
         done, total = await self.executions.round_progress(first.run_id, first.stage, first.round)
         percentage = await self.emitter.move_plan(

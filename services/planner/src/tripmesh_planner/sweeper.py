@@ -44,9 +44,9 @@ class Sweeper:
             await announce(rt, applied)
             touched.add(applied.row["plan_id"])
             acted += 1
-        for job in await rt.executions.unpublished(settings.unpublished_after_seconds):
-            await rt.publish_recorded([job])
-            acted += 1
+        unpublished = await rt.executions.unpublished(settings.unpublished_after_seconds)
+        await rt.publish_recorded(unpublished)
+        acted += len(unpublished)
         touched.update(await rt.store.claim_stalled(settings.stall_after_seconds))
         for plan_id in sorted(touched):
             try:
